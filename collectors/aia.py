@@ -1,0 +1,112 @@
+"""Fetching issuer certificates from AIA caIssuers URLs, as browsers do — under strict rules.
+
+The URL comes from a certificate the scanned server chose, so it is hostile input: only
+http, no redirects, a size cap, a timeout, and never an address outside the public
+internet unless the inventory allows that network (the portal lab allows loopback).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import pkcs7
+
+from soc.inventory import IPNetwork
+
+
+class AiaFetchError(Exception):
+    """An AIA URL could not be fetched or did not hold a certificate."""
+
+
+def _allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allowed: Sequence[IPNetwork]) -> bool:
+    if any(address in network for network in allowed):
+        return True
+    return address.is_global
+
+
+def _resolve(host: str, port: int, allowed: Sequence[IPNetwork]) -> str:
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise AiaFetchError(f"{host}: cannot resolve ({exc})") from None
+        candidates = [ipaddress.ip_address(info[4][0]) for info in infos]
+    else:
+        candidates = [literal]
+    for address in candidates:
+        if _allowed(address, allowed):
+            return str(address)
+    raise AiaFetchError(f"{host}: address {candidates[0]} is not public and not in aia_allowed_networks")
+
+
+def parse_certificates(body: bytes) -> list[x509.Certificate]:
+    """Certificates from a DER, PEM or PKCS#7 (.p7c) body."""
+    loaders = (
+        lambda b: [x509.load_der_x509_certificate(b)],
+        x509.load_pem_x509_certificates,
+        pkcs7.load_der_pkcs7_certificates,
+        pkcs7.load_pem_pkcs7_certificates,
+    )
+    for loader in loaders:
+        try:
+            certs = loader(body)
+        except ValueError:
+            continue
+        if certs:
+            return list(certs)
+    raise AiaFetchError("body is not a DER/PEM certificate or PKCS#7 bundle")
+
+
+class AiaFetcher:
+    """Fetches caIssuers URLs with a per-run cache (portals often share an intermediate)."""
+
+    def __init__(self, allowed_networks: Sequence[IPNetwork], timeout: float, max_bytes: int) -> None:
+        self._allowed = list(allowed_networks)
+        self._max_bytes = max_bytes
+        self._cache: dict[str, list[x509.Certificate] | AiaFetchError] = {}
+        self._client = httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False)
+
+    def fetch(self, url: str) -> list[x509.Certificate]:
+        """The certificates behind one URL, or AiaFetchError saying why not."""
+        if url not in self._cache:
+            try:
+                self._cache[url] = self._fetch(url)
+            except AiaFetchError as exc:
+                self._cache[url] = exc
+        result = self._cache[url]
+        if isinstance(result, AiaFetchError):
+            raise result
+        return result
+
+    def _fetch(self, url: str) -> list[x509.Certificate]:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise AiaFetchError(f"{url[:200]}: only http URLs are fetched (RFC 5280 §4.2.2.1)")
+        port = parts.port or 80
+        address = _resolve(parts.hostname, port, self._allowed)
+        host_for_url = f"[{address}]" if ":" in address else address
+        target = urlunsplit((parts.scheme, f"{host_for_url}:{port}", parts.path or "/", parts.query, ""))
+        headers = {"Host": parts.netloc.rsplit("@", 1)[-1]}
+        try:
+            with self._client.stream("GET", target, headers=headers) as response:
+                if response.status_code != 200:
+                    raise AiaFetchError(f"{url[:200]}: HTTP {response.status_code}")
+                body = b""
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > self._max_bytes:
+                        raise AiaFetchError(f"{url[:200]}: larger than {self._max_bytes} bytes")
+        except httpx.HTTPError as exc:
+            raise AiaFetchError(f"{url[:200]}: {type(exc).__name__}: {exc}") from None
+        return parse_certificates(body)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self._client.close()

@@ -1,0 +1,225 @@
+"""Certificate facts: parsing what a server sent, host-name matching, and anchoring a chain.
+
+Anchoring answers one question only — does the chain lead to a trust anchor? — apart from the
+date, the host name and algorithm policy (key size, SHA-1), which the checks judge separately.
+cryptography's verifier (used by sslyze) refuses RSA-1024 or SHA-1 chains outright, which would
+report a weak key as "untrusted"; so the path is built here by name and signature only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from functools import cache
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
+
+from soc.observations import CertificateInfo
+
+MAX_TEXT = 512
+"""Bound on any certificate text field kept (subject, issuer, names): certificates are hostile input."""
+MAX_NAMES = 100
+MAX_CHAIN_DEPTH = 8
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def _name(name: x509.Name) -> str:
+    try:
+        return _bounded(name.rfc4514_string())
+    except ValueError:
+        return "<unparsable name>"
+
+
+def _key(cert: x509.Certificate) -> tuple[str, int | None]:
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", key.key_size
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC", key.key_size
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", key.key_size
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", 256
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448", 456
+    return "other", None
+
+
+def _extension_value(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> x509.ExtensionType | None:
+    try:
+        return cert.extensions.get_extension_for_oid(oid).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+
+
+def san_dns_names(cert: x509.Certificate) -> list[str]:
+    """DNS names of the Subject Alternative Name extension (bounded)."""
+    san = _extension_value(cert, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    if not isinstance(san, x509.SubjectAlternativeName):
+        return []
+    return [_bounded(n) for n in san.get_values_for_type(x509.DNSName)[:MAX_NAMES]]
+
+
+def san_ip_addresses(cert: x509.Certificate) -> list[str]:
+    """IP addresses of the Subject Alternative Name extension."""
+    san = _extension_value(cert, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    if not isinstance(san, x509.SubjectAlternativeName):
+        return []
+    return [str(a) for a in san.get_values_for_type(x509.IPAddress)[:MAX_NAMES]]
+
+
+def ca_issuers_urls(cert: x509.Certificate) -> list[str]:
+    """AIA caIssuers URLs (where the issuer's certificate can be downloaded)."""
+    aia = _extension_value(cert, ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
+    if not isinstance(aia, x509.AuthorityInformationAccess):
+        return []
+    return [
+        _bounded(d.access_location.value)
+        for d in aia
+        if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
+        and isinstance(d.access_location, x509.UniformResourceIdentifier)
+    ][:MAX_NAMES]
+
+
+def is_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """True when `issuer`'s name and key produced `cert`'s signature (any algorithm, any key size)."""
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+        return True
+    except ValueError:  # e.g. "Unsupported signature algorithm" for SHA-1: verify by hand below
+        pass
+    except Exception:  # InvalidSignature, TypeError for unexpected key types
+        return False
+    return _verify_legacy_signature(cert, issuer)
+
+
+def _verify_legacy_signature(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Signature check for algorithms cryptography's verifier refuses (SHA-1, MD5); still a real check."""
+    key, algorithm = issuer.public_key(), cert.signature_hash_algorithm
+    data, signature = cert.tbs_certificate_bytes, cert.signature
+    try:
+        if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
+            parameters = cert.signature_algorithm_parameters
+            assert isinstance(parameters, padding.PKCS1v15 | padding.PSS)
+            key.verify(signature, data, parameters, algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
+            key.verify(signature, data, ec.ECDSA(algorithm))
+        elif isinstance(key, dsa.DSAPublicKey) and algorithm is not None:
+            key.verify(signature, data, algorithm)
+        else:
+            return False
+    except Exception:  # InvalidSignature, unsupported digest, malformed parameters
+        return False
+    return True
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    """Issuer equals subject and the certificate's own key verifies its signature."""
+    return is_issued_by(cert, cert)
+
+
+def describe(cert: x509.Certificate) -> CertificateInfo:
+    """The facts the checks need about one certificate."""
+    key_type, key_size = _key(cert)
+    algorithm = cert.signature_hash_algorithm
+    return CertificateInfo(
+        subject=_name(cert.subject),
+        issuer=_name(cert.issuer),
+        serial=format(cert.serial_number, "x"),
+        sha256=cert.fingerprint(hashes.SHA256()).hex(),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        key_type=key_type,
+        key_size=key_size,
+        signature_hash=algorithm.name if algorithm is not None else None,
+        self_signed=is_self_signed(cert),
+        san_dns=san_dns_names(cert),
+        ca_issuers=ca_issuers_urls(cert),
+        pem=cert.public_bytes(Encoding.PEM).decode("ascii"),
+    )
+
+
+def _dns_match(pattern: str, host: str) -> bool:
+    pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
+    if pattern.startswith("*."):
+        # RFC 6125 §6.4.3: the wildcard covers exactly one left-most label.
+        head, _, rest = host.partition(".")
+        return bool(head) and rest == pattern[2:] and "." in rest
+    return pattern == host
+
+
+def hostname_matches(cert: x509.Certificate, host: str) -> bool:
+    """Does the leaf certify `host`? Uses the SAN only, as browsers do (no Common Name fallback)."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return any(_dns_match(name, host) for name in san_dns_names(cert))
+    return str(address) in san_ip_addresses(cert)
+
+
+class AnchorSet:
+    """Trust anchors from the standard stores and the configured extra PEM files, indexed by subject."""
+
+    def __init__(self, stores: Sequence[tuple[str, Sequence[x509.Certificate]]]) -> None:
+        self._by_subject: dict[x509.Name, list[tuple[str, x509.Certificate]]] = {}
+        self._fingerprints: dict[bytes, str] = {}
+        for store_name, certs in stores:
+            for cert in certs:
+                self._by_subject.setdefault(cert.subject, []).append((store_name, cert))
+                self._fingerprints.setdefault(cert.fingerprint(hashes.SHA256()), store_name)
+
+    def issuers_of(self, cert: x509.Certificate) -> list[str]:
+        """Names of the stores holding an anchor that signed `cert`, or that hold `cert` itself."""
+        found = [name for name, anchor in self._by_subject.get(cert.issuer, []) if is_issued_by(cert, anchor)]
+        own = self._fingerprints.get(cert.fingerprint(hashes.SHA256()))
+        return list(dict.fromkeys(found + ([own] if own else [])))
+
+
+def load_pem_bundle(path: Path) -> list[x509.Certificate]:
+    """All certificates of a PEM file."""
+    return x509.load_pem_x509_certificates(path.read_bytes())
+
+
+@cache
+def standard_anchor_stores() -> tuple[tuple[str, tuple[x509.Certificate, ...]], ...]:
+    """The root stores shipped with sslyze (Mozilla, Apple, Microsoft, Java, Google AOSP)."""
+    from sslyze.plugins.certificate_info.trust_stores.trust_store_repository import TrustStoresRepository
+
+    stores = TrustStoresRepository.get_default().get_all_stores()
+    return tuple((store.name, tuple(load_pem_bundle(store.path))) for store in stores)
+
+
+def anchor_set(extra_pem_files: Iterable[Path]) -> AnchorSet:
+    """Standard stores plus the inventory's extra trust anchors."""
+    extra = [cert for path in extra_pem_files for cert in load_pem_bundle(path)]
+    return AnchorSet([*standard_anchor_stores(), ("configured", extra)])
+
+
+def anchoring_stores(chain: Sequence[x509.Certificate], anchors: AnchorSet) -> list[str]:
+    """Stores reached by some path from the leaf through `chain[1:]` to an anchor ([] when none)."""
+    pool = list(chain[1:])
+
+    def walk(cert: x509.Certificate, depth: int, seen: frozenset[bytes]) -> list[str]:
+        stores = anchors.issuers_of(cert)
+        if stores or depth >= MAX_CHAIN_DEPTH:
+            return stores
+        for candidate in pool:
+            fingerprint = candidate.fingerprint(hashes.SHA256())
+            if fingerprint not in seen and is_issued_by(cert, candidate):
+                found = walk(candidate, depth + 1, seen | {fingerprint})
+                if found:
+                    return found
+        return []
+
+    leaf = chain[0]
+    return walk(leaf, 0, frozenset({leaf.fingerprint(hashes.SHA256())}))

@@ -1,0 +1,373 @@
+"""TLS collector: sslyze's Python API over many portals at once, one `TlsObservation` per portal.
+
+Flow: a quick reachability probe for every portal (in parallel) so that a silent, resetting or
+non-TLS host costs seconds and is classified the same way every time; then one sslyze Scanner
+for all reachable portals; each result is turned into an observation as soon as it arrives,
+and the chain is anchored (completing it from AIA when the server omits intermediates).
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from traceback import TracebackException
+from typing import Any
+
+from cryptography import x509
+
+from collectors.aia import AiaFetcher, AiaFetchError
+from collectors.certificates import (
+    AnchorSet,
+    anchor_set,
+    anchoring_stores,
+    ca_issuers_urls,
+    describe,
+    hostname_matches,
+)
+from soc.inventory import IPNetwork
+from soc.models import utcnow
+from soc.observations import AcceptedCipher, ChainTrust, TlsObservation, Unreachable
+
+CIPHER_COMMANDS = {
+    "ssl_2_0_cipher_suites": "SSLv2",
+    "ssl_3_0_cipher_suites": "SSLv3",
+    "tls_1_0_cipher_suites": "TLSv1.0",
+    "tls_1_1_cipher_suites": "TLSv1.1",
+    "tls_1_2_cipher_suites": "TLSv1.2",
+    "tls_1_3_cipher_suites": "TLSv1.3",
+}
+OTHER_COMMANDS = (
+    "certificate_info",
+    "heartbleed",
+    "robot",
+    "openssl_ccs_injection",
+    "tls_compression",
+    "session_renegotiation",
+    "tls_fallback_scsv",
+)
+SCAN_COMMANDS = (*CIPHER_COMMANDS, *OTHER_COMMANDS)
+"""The sslyze scan commands we run (their attribute names in AllScanCommandsAttempts)."""
+
+NOT_TLS_REASONS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+                   "UNKNOWN_PROTOCOL", "HTTP_REQUEST", "HTTPS_PROXY_REQUEST"}
+MAX_ERROR = 300
+
+
+@dataclass(frozen=True)
+class TlsTarget:
+    """One portal to scan."""
+
+    portal_url: str
+    host: str
+    port: int
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class TlsScanConfig:
+    """Knobs of one TLS scan (from Settings and the inventory's settings)."""
+
+    trust_stores: Sequence[Path] = ()
+    aia_allowed_networks: Sequence[IPNetwork] = ()
+    concurrent_portals: int = 16
+    connections_per_host: int = 5
+    network_timeout: int = 5
+    network_retries: int = 1
+    probe_timeout: float = 4.0
+    aia_timeout: float = 4.0
+    aia_max_bytes: int = 65536
+
+
+ProgressCallback = Callable[[str, TlsTarget], None]
+"""Called with ('reachable' | 'unreachable' | 'scanned', target) as work progresses."""
+
+
+@dataclass
+class _Probe:
+    target: TlsTarget
+    address: str | None = None
+    unreachable: Unreachable | None = None
+    error: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"
+
+
+def _probe_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    return context
+
+
+def probe(target: TlsTarget, timeout: float) -> _Probe:
+    """Resolve, connect and attempt one TLS handshake; classify a failure, or leave it to sslyze.
+
+    A handshake refused by the server (no shared suite, say) is not "unreachable": sslyze, which
+    speaks far older protocols, decides. Silence, resets and non-TLS answers are final.
+    """
+    result = _Probe(target)
+    try:
+        infos = socket.getaddrinfo(target.address or target.host, target.port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        result.unreachable, result.error = Unreachable.DNS, f"cannot resolve {target.host}: {exc}"
+        return result
+    result.address = str(infos[0][4][0])
+    try:
+        with socket.create_connection((result.address, target.port), timeout=timeout) as sock:
+            _probe_handshake(sock, target, result)
+    except ConnectionRefusedError:
+        result.unreachable, result.error = Unreachable.REFUSED, f"connection refused by {result.address}"
+    except TimeoutError:
+        result.unreachable, result.error = Unreachable.TIMEOUT, f"no TCP connection within {timeout:g} s"
+    except OSError as exc:
+        result.unreachable, result.error = Unreachable.OTHER, _short(f"{type(exc).__name__}: {exc}")
+    return result
+
+
+def _probe_handshake(sock: socket.socket, target: TlsTarget, result: _Probe) -> None:
+    server_name = None if target.host.replace(".", "").isdigit() or ":" in target.host else target.host
+    try:
+        with _probe_context().wrap_socket(sock, server_hostname=server_name, do_handshake_on_connect=False) as tls:
+            tls.do_handshake()
+    except TimeoutError:
+        result.unreachable = Unreachable.TIMEOUT
+        result.error = "accepted the TCP connection but gave no TLS answer in time"
+    except (ConnectionResetError, BrokenPipeError):
+        result.unreachable, result.error = Unreachable.RESET, "connection reset during the TLS handshake"
+    except ssl.SSLError as exc:
+        if exc.reason in NOT_TLS_REASONS:
+            result.unreachable, result.error = Unreachable.NOT_TLS, _short(f"not a TLS answer ({exc.reason})")
+        # other handshake failures: left to sslyze
+
+
+def _connectivity_error(trace: TracebackException | None) -> tuple[Unreachable, str]:
+    name = trace.exc_type.__name__ if trace is not None and trace.exc_type is not None else "unknown"
+    text = _short(f"{name}: {''.join(trace.format_exception_only()).strip()}") if trace else name
+    if "Timed" in name:
+        return Unreachable.TIMEOUT, text
+    if "Rejected" in name and "Handshake" not in name:
+        return Unreachable.REFUSED, text
+    if "Tls" in name or "Handshake" in name:
+        return Unreachable.HANDSHAKE, text
+    return Unreachable.OTHER, text
+
+
+def _attempt_error(attempt: Any) -> str:
+    trace = attempt.error_trace
+    last = "".join(trace.format_exception_only()).strip() if trace is not None else ""
+    return _short(f"{attempt.error_reason.value if attempt.error_reason else 'error'}: {last}")
+
+
+def _cipher(protocol: str, accepted: Any) -> AcceptedCipher:
+    suite, key = accepted.cipher_suite, accepted.ephemeral_key
+    kex_type = kex_curve = None
+    if key is not None:
+        type_name = str(key.type_name)
+        kex_type = {"DH": "DH", "EC": "ECDH", "X25519": "ECDH", "X448": "ECDH"}.get(type_name, type_name)
+        kex_curve = getattr(key, "curve_name", None)
+    return AcceptedCipher(
+        protocol=protocol,
+        name=suite.name,
+        openssl_name=suite.openssl_name,
+        key_size=suite.key_size,
+        kex_type=kex_type,
+        kex_size=key.size if key is not None else None,
+        kex_curve=kex_curve,
+    )
+
+
+class TlsCollector:
+    """Scans portals' TLS; one instance per scan run (holds the anchors and the AIA cache)."""
+
+    def __init__(self, config: TlsScanConfig) -> None:
+        self.config = config
+        self._anchors: AnchorSet = anchor_set(config.trust_stores)
+        self._aia = AiaFetcher(config.aia_allowed_networks, config.aia_timeout, config.aia_max_bytes)
+        self._custom_ca_file = self._combined_trust_store(config.trust_stores)
+
+    @staticmethod
+    def _combined_trust_store(paths: Sequence[Path]) -> Path | None:
+        if not paths:
+            return None
+        fd, name = tempfile.mkstemp(suffix=".pem", prefix="soc-anchors-")
+        with open(fd, "w", encoding="ascii") as handle:
+            for path in paths:
+                handle.write(path.read_text(encoding="ascii").strip() + "\n")
+        return Path(name)
+
+    def close(self) -> None:
+        """Release the HTTP client and the temporary trust store file."""
+        self._aia.close()
+        if self._custom_ca_file is not None:
+            self._custom_ca_file.unlink(missing_ok=True)
+
+    def scan(self, targets: Sequence[TlsTarget], progress: ProgressCallback | None = None) -> Iterator[TlsObservation]:
+        """Yield one observation per target, in completion order."""
+        notify = progress or (lambda _event, _target: None)
+        reachable: list[_Probe] = []
+        workers = max(1, min(self.config.concurrent_portals, len(targets)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tls-probe") as pool:
+            for result in pool.map(lambda t: probe(t, self.config.probe_timeout), targets):
+                if result.unreachable is None:
+                    notify("reachable", result.target)
+                    reachable.append(result)
+                else:
+                    notify("unreachable", result.target)
+                    yield self._unreachable(result, result.unreachable, result.error or "")
+        if reachable:
+            yield from self._sslyze(reachable, notify)
+
+    def _unreachable(self, probe_result: _Probe, kind: Unreachable, error: str) -> TlsObservation:
+        target = probe_result.target
+        return TlsObservation(
+            portal_url=target.portal_url, host=target.host, port=target.port, address=probe_result.address,
+            observed_at=utcnow(), duration_s=round(time.monotonic() - probe_result.started, 3),
+            unreachable=kind, error=error,
+        )
+
+    def _sslyze(self, probes: Sequence[_Probe], notify: ProgressCallback) -> Iterator[TlsObservation]:
+        import sslyze
+
+        requests: dict[str, _Probe] = {}
+        scan_requests = []
+        extra = sslyze.ScanCommandsExtraArguments(
+            certificate_info=sslyze.CertificateInfoExtraArgument(custom_ca_file=self._custom_ca_file)
+            if self._custom_ca_file else None
+        )
+        for item in probes:
+            target = item.target
+            request = sslyze.ServerScanRequest(
+                server_location=sslyze.ServerNetworkLocation(target.host, target.port, ip_address=item.address),
+                network_configuration=sslyze.ServerNetworkConfiguration(
+                    tls_server_name_indication=target.host,
+                    network_timeout=self.config.network_timeout,
+                    network_max_retries=self.config.network_retries,
+                ),
+                scan_commands={sslyze.ScanCommand(name) for name in SCAN_COMMANDS},
+                scan_commands_extra_arguments=extra,
+            )
+            requests[str(request.uuid)] = item
+            scan_requests.append(request)
+        scanner = sslyze.Scanner(
+            per_server_concurrent_connections_limit=self.config.connections_per_host,
+            concurrent_server_scans_limit=self.config.concurrent_portals,
+        )
+        scanner.queue_scans(scan_requests)
+        for result in scanner.get_results():
+            item = requests[str(result.uuid)]
+            if result.scan_result is None:
+                kind, error = _connectivity_error(result.connectivity_error_trace)
+                observation = self._unreachable(item, kind, error)
+            else:
+                observation = self._safe_observation(item, result.scan_result)
+            notify("scanned", item.target)
+            yield observation
+
+    def _safe_observation(self, item: _Probe, attempts: Any) -> TlsObservation:
+        """Convert sslyze's result; a surprise in one portal's data is recorded, never fatal to the run."""
+        try:
+            return self._observation(item, attempts)
+        except Exception as exc:
+            target = item.target
+            return TlsObservation(
+                portal_url=target.portal_url, host=target.host, port=target.port, address=item.address,
+                observed_at=utcnow(), command_errors={"collector": _short(f"{type(exc).__name__}: {exc}")},
+            )
+
+    def _observation(self, item: _Probe, attempts: Any) -> TlsObservation:
+        target = item.target
+        obs = TlsObservation(portal_url=target.portal_url, host=target.host, port=target.port,
+                             address=item.address, observed_at=utcnow())
+        for command, protocol in CIPHER_COMMANDS.items():
+            attempt = getattr(attempts, command)
+            if attempt.result is None:
+                obs.command_errors[command] = _attempt_error(attempt)
+                continue
+            accepted = attempt.result.accepted_cipher_suites
+            obs.protocols[protocol] = bool(accepted)
+            obs.accepted_ciphers += [_cipher(protocol, a) for a in accepted]
+        for command in OTHER_COMMANDS:
+            attempt = getattr(attempts, command)
+            if attempt.result is None:
+                obs.command_errors[command] = _attempt_error(attempt)
+            else:
+                self._apply(obs, command, attempt.result)
+        obs.duration_s = round(time.monotonic() - item.started, 3)
+        return obs
+
+    def _apply(self, obs: TlsObservation, command: str, result: Any) -> None:
+        if command == "certificate_info":
+            self._certificates(obs, result)
+        elif command == "heartbleed":
+            obs.heartbleed = result.is_vulnerable_to_heartbleed
+        elif command == "openssl_ccs_injection":
+            obs.ccs_injection = result.is_vulnerable_to_ccs_injection
+        elif command == "robot":
+            obs.robot = result.robot_result.name
+        elif command == "tls_compression":
+            obs.compression = result.supports_compression
+        elif command == "session_renegotiation":
+            obs.secure_renegotiation = result.supports_secure_renegotiation
+        elif command == "tls_fallback_scsv":
+            obs.fallback_scsv = result.supports_fallback_scsv
+
+    def _certificates(self, obs: TlsObservation, result: Any) -> None:
+        if not result.certificate_deployments:
+            obs.command_errors["certificate_info"] = "no certificate received"
+            return
+        deployment = result.certificate_deployments[0]
+        chain: list[x509.Certificate] = list(deployment.received_certificate_chain)
+        obs.chain = [describe(cert) for cert in chain]
+        obs.hostname_matches = hostname_matches(chain[0], obs.host)
+        obs.trusted_stores = [
+            r.trust_store.name for r in deployment.path_validation_results if r.was_validation_successful
+        ]
+        obs.trust = self._anchor(chain)
+
+    def _anchor(self, chain: list[x509.Certificate]) -> ChainTrust:
+        stores = anchoring_stores(chain, self._anchors)
+        if stores:
+            return ChainTrust(anchored=True, anchored_stores=stores)
+        trust = ChainTrust(anchored=False, error="no path from the sent chain to a trust anchor")
+        fetched, errors = self._complete_from_aia(chain)
+        trust.aia_urls_fetched = [url for url, _ in fetched]
+        trust.aia_error = "; ".join(errors) or None
+        if fetched:
+            completed = chain + [cert for _, certs in fetched for cert in certs]
+            trust.anchored_with_aia = bool(anchoring_stores(completed, self._anchors))
+        return trust
+
+    def _complete_from_aia(
+        self, chain: list[x509.Certificate]
+    ) -> tuple[list[tuple[str, list[x509.Certificate]]], list[str]]:
+        """Follow caIssuers from the last certificate upward, a few levels at most."""
+        fetched: list[tuple[str, list[x509.Certificate]]] = []
+        errors: list[str] = []
+        current = chain[-1]
+        for _level in range(3):
+            urls = ca_issuers_urls(current)[:2]
+            certs: list[x509.Certificate] = []
+            for url in urls:
+                try:
+                    certs = self._aia.fetch(url)
+                except AiaFetchError as exc:
+                    errors.append(str(exc))
+                    continue
+                fetched.append((url, certs))
+                break
+            if not certs or certs[0].issuer == certs[0].subject:
+                break
+            current = certs[0]
+        return fetched, errors

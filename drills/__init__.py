@@ -1,0 +1,1 @@
+"""Tabletop incident-response drills (engine arrives with its issue)."""

@@ -1,0 +1,1 @@
+"""Report builders and templates (arrive with the reporting issue)."""

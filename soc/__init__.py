@@ -1,0 +1,1 @@
+"""Core of the Đồng Nai SOC toolkit: settings, models, inventory, store, pipeline, CLI."""

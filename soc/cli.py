@@ -1,0 +1,228 @@
+"""The `soc` command line: parses arguments, calls the library, renders. No logic of its own.
+
+Exit codes: 0 the command ran (findings are not errors); 1 findings at or above --fail-on;
+2 bad input or usage (the message names the file, entry and field).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from soc.display import ProgressDisplay, findings_table, runs_table, summary_table
+from soc.inventory import InventoryError, load_inventory, merge_portals_csv
+from soc.models import FindingStatus, Severity
+from soc.pipeline import ScanReport, UnknownPortalError, run_scan, select_portals
+from soc.settings import Settings
+from soc.store import SqliteStore, open_store
+
+app = typer.Typer(
+    help="Bộ công cụ SOC tỉnh Đồng Nai / Đồng Nai provincial SOC toolkit.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+inventory_app = typer.Typer(help="Danh mục cổng thông tin / Portal inventory.", no_args_is_help=True)
+app.add_typer(inventory_app, name="inventory")
+
+console = Console()
+errors = Console(stderr=True)
+
+DbOption = Annotated[Path | None, typer.Option("--db", help="Store file (default: $SOC_DB or .soc/soc.db).")]
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    errors.print(f"[bold red]Lỗi / Error:[/] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def _settings(db: Path | None) -> Settings:
+    settings = Settings()
+    return settings.model_copy(update={"db": db}) if db else settings
+
+
+ABANDONED_AFTER = timedelta(hours=6)
+"""A run still `running` after this long was killed without a chance to say so: it is incomplete."""
+
+
+def _store(settings: Settings) -> SqliteStore:
+    try:
+        store = open_store(settings.db)
+    except Exception as exc:  # a broken or foreign file: say which file, not a traceback
+        _fail(f"{settings.db}: cannot open the store ({type(exc).__name__}: {exc})")
+    store.mark_abandoned_runs(ABANDONED_AFTER)
+    return store
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    text = json.dumps(payload, ensure_ascii=False, indent=2)
+    if str(path) == "-":
+        sys.stdout.write(text + "\n")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        tmp.write(text + "\n")
+    Path(tmp.name).replace(path)
+
+
+def scan_and_show(
+    inventory_path: Path, settings: Settings, portals: list[str], json_out: Path | None, show_findings: bool
+) -> ScanReport:
+    """Load, scan with progress, store, print the summary (and findings); shared by `scan` and `demo`."""
+    try:
+        inventory = load_inventory(inventory_path)
+        selected = select_portals(inventory, portals)
+    except (InventoryError, UnknownPortalError) as exc:
+        _fail(str(exc))
+    if not selected:
+        _fail(f"{inventory_path}: no portals to scan")
+    store = _store(settings)
+    try:
+        with ProgressDisplay(console, selected) as progress:
+            report = run_scan(inventory, store, settings, inventory_path, portals, observer=progress)
+        console.print(summary_table(report))
+        if show_findings:
+            console.print(findings_table(store.run_findings(report.run.id), "Phát hiện của lượt quét / Run findings"))
+    finally:
+        store.close()
+    if json_out is not None:
+        _write_json(json_out, report.to_json())
+    return report
+
+
+@app.command()
+def scan(
+    inventory: Annotated[Path, typer.Option("--inventory", "-i", help="YAML inventory or CSV of portals.")],
+    portal: Annotated[list[str] | None, typer.Option("--portal", "-p", help="Scan only this portal URL.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here ('-' = stdout).")] = None,
+    fail_on: Annotated[Severity | None, typer.Option(help="Exit 1 when a finding is this severe or worse.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Quét TLS các cổng thông tin / Scan the portals' TLS and store the findings."""
+    report = scan_and_show(inventory, _settings(db), portal or [], json_out, show_findings=False)
+    console.print(f"Đã lưu / Stored in the run [bold]{report.run.id}[/] ({report.run.status.value}).")
+    if fail_on is not None and any(f.severity.rank <= fail_on.rank for r in report.portals for f in r.findings):
+        raise typer.Exit(1)
+
+
+@app.command()
+def findings(
+    status: Annotated[list[FindingStatus] | None, typer.Option("--status", help="Filter (repeatable).")] = None,
+    severity: Annotated[list[Severity] | None, typer.Option("--severity", help="Filter (repeatable).")] = None,
+    check: Annotated[list[str] | None, typer.Option("--check", help="Check id filter (repeatable).")] = None,
+    portal: Annotated[str | None, typer.Option("--portal", help="Only this portal URL.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON to stdout.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Danh sách phát hiện / List stored findings."""
+    from soc.inventory import normalise_portal_url
+
+    portal_url = None
+    if portal:
+        try:
+            portal_url = normalise_portal_url(portal)
+        except ValueError as exc:
+            _fail(f"--portal {portal}: {exc}")
+    store = _store(_settings(db))
+    try:
+        rows = store.list_findings(status or [], severity or [], check or [], portal_url)
+    finally:
+        store.close()
+    if as_json:
+        _write_json(Path("-"), {"schema": "soc.findings/1", "findings": [f.model_dump(mode="json") for f in rows]})
+        return
+    console.print(findings_table(rows))
+    console.print(f"{len(rows)} phát hiện / findings")
+
+
+@app.command("triage")
+def triage(
+    fingerprint: Annotated[str, typer.Argument(help="Finding id (full or a unique prefix).")],
+    status: Annotated[FindingStatus, typer.Option("--status", help="New status.")],
+    note: Annotated[str | None, typer.Option("--note", help="Why (kept in the history).")] = None,
+    actor: Annotated[str, typer.Option("--actor", help="Who.", envvar="USER")] = "operator",
+    db: DbOption = None,
+) -> None:
+    """Phân loại một phát hiện / Set a finding's status (acknowledge, false positive, accept risk…)."""
+    store = _store(_settings(db))
+    try:
+        matches = [f for f in store.list_findings() if f.fingerprint.startswith(fingerprint)]
+        if len(matches) != 1:
+            _fail(f"{fingerprint}: {'no finding' if not matches else f'{len(matches)} findings'} with this id")
+        updated = store.set_status(matches[0].fingerprint, status, actor, note)
+    finally:
+        store.close()
+    console.print(findings_table([updated]))
+
+
+@app.command()
+def runs(db: DbOption = None, limit: int = 20) -> None:
+    """Các lượt quét gần đây / Recent scan runs."""
+    store = _store(_settings(db))
+    try:
+        console.print(runs_table(store.list_runs(limit)))
+    finally:
+        store.close()
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port of every lab portal (0 = ephemeral).")] = 8443,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the JSON report.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Dựng phòng lab cổng thông tin trên loopback và quét / Start the loopback portal lab and scan it."""
+    from soc.lab import PortalLab
+
+    settings = _settings(db)
+    workdir = settings.db.parent / "lab"
+    console.print(f"Phòng lab / Portal lab: {workdir} (127.0.10.0/24, port {port or 'ephemeral'})")
+    try:
+        lab = PortalLab(workdir, port=port)
+        lab.start()
+    except OSError as exc:
+        _fail(f"cannot start the portal lab on port {port}: {exc} (try --port 0)")
+    try:
+        scan_and_show(lab.inventory_path, settings, [], json_out, show_findings=True)
+    finally:
+        lab.stop()
+    console.print(f"Kho dữ liệu / Store: {settings.db} — xem lại / review: soc findings --db {settings.db}")
+
+
+@inventory_app.command("check")
+def inventory_check(path: Annotated[Path, typer.Argument(help="YAML inventory or CSV of portals.")]) -> None:
+    """Kiểm tra danh mục / Validate an inventory and summarise it."""
+    try:
+        inventory = load_inventory(path)
+    except InventoryError as exc:
+        _fail(str(exc))
+    console.print(f"{escape(str(path))}: OK — {len(inventory.agencies)} cơ quan / agencies, "
+                  f"{len(inventory.portals)} cổng / portals, {len(inventory.systems)} hệ thống / systems")
+
+
+@inventory_app.command("import")
+def inventory_import(
+    csv_path: Annotated[Path, typer.Argument(help="CSV of portals (url, agency, agency_name, address, …).")],
+    into: Annotated[Path, typer.Option("--into", help="YAML inventory to add them to (created if missing).")],
+) -> None:
+    """Nhập cổng từ CSV / Merge portals from a CSV into a YAML inventory (all or nothing)."""
+    if not csv_path.is_file():
+        _fail(f"{csv_path}: file not found")
+    try:
+        added, updated = merge_portals_csv(csv_path, into)
+    except InventoryError as exc:
+        _fail(str(exc))
+    console.print(f"{escape(str(into))}: +{added} cổng mới / new, {updated} cập nhật / updated")
+
+
+def main() -> None:
+    """Entry point of the `soc` script."""
+    app()

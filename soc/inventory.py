@@ -1,0 +1,326 @@
+"""The inventory: agencies, their portals and information systems, and scan settings.
+
+Loaded from YAML (the format of record) or from a CSV of portals. Any problem is reported
+with the file, the entry and the field, all problems at once, and nothing is half-loaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import ipaddress
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    IPvAnyNetwork,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class InventoryError(ValueError):
+    """The inventory cannot be used; `problems` lists every problem, each naming file, entry and field."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class Agency(BaseModel):
+    """A state body (sở, ban, ngành, UBND huyện/xã) that owns portals and systems."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    name: Annotated[str, Field(min_length=1, max_length=300)]
+    name_en: str | None = None
+
+
+def normalise_portal_url(url: str) -> str:
+    """Canonical form of a portal URL (lower-case host, default port dropped, path kept), or ValueError."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        raise ValueError("not a valid https URL (expected https://host[:port]/path)")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError("not a valid https URL (no credentials, query or fragment allowed)")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a valid https URL ({exc})") from None
+    host = parts.hostname.lower().rstrip(".")
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError("not a valid https URL (host name is not a valid domain)") from None
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port in (None, 443) else f"{host}:{port}"
+    return f"https://{netloc}{parts.path or '/'}"
+
+
+class Portal(BaseModel):
+    """A web site or portal of a state body, scanned over HTTPS."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    agency: str
+    name: str | None = None
+    address: IPvAnyAddress | None = None
+    """Connect here instead of resolving the host (like curl --resolve); SNI and checks still use the host."""
+    expected_ports: list[Port] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_https(cls, value: str) -> str:
+        return normalise_portal_url(value)
+
+    @property
+    def host(self) -> str:
+        """Host name from the URL (used for SNI and certificate checks)."""
+        host = urlsplit(self.url).hostname
+        assert host is not None  # guaranteed by the validator
+        return host
+
+    @property
+    def port(self) -> int:
+        """TCP port from the URL (443 by default)."""
+        return urlsplit(self.url).port or 443
+
+
+class InformationSystem(BaseModel):
+    """An information system of an agency with its security level (Decree 85/2016: 1–5)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    name: Annotated[str, Field(min_length=1, max_length=300)]
+    agency: str
+    level: Annotated[int, Field(ge=1, le=5)] | None = None
+
+
+class InventorySettings(BaseModel):
+    """Scan settings that belong to an inventory."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trust_stores: list[Path] = Field(default_factory=list)
+    """Extra trust anchors (PEM), added to the standard stores — government PKIs are often missing there."""
+    expiry_warning_days: Annotated[int, Field(ge=1, le=365)] = 30
+    aia_allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    """Private/loopback networks an AIA caIssuers URL may point to (public addresses are always allowed)."""
+
+
+class Inventory(BaseModel):
+    """Everything a scan needs to know about the province's portals."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agencies: list[Agency] = Field(default_factory=list)
+    portals: list[Portal] = Field(default_factory=list)
+    systems: list[InformationSystem] = Field(default_factory=list)
+    settings: InventorySettings = Field(default_factory=InventorySettings)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Inventory:
+        problems = _duplicates("agencies", "id", [a.id for a in self.agencies])
+        problems += _duplicates("portals", "url", [p.url for p in self.portals])
+        problems += _duplicates("systems", "id", [s.id for s in self.systems])
+        known = {a.id for a in self.agencies}
+        owners: list[tuple[str, list[str]]] = [
+            ("portals", [p.agency for p in self.portals]),
+            ("systems", [s.agency for s in self.systems]),
+        ]
+        for kind, agencies in owners:
+            for index, agency in enumerate(agencies):
+                if agency not in known:
+                    problems.append(f"{kind}[{index}].agency: unknown agency {agency!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def agency(self, agency_id: str) -> Agency:
+        """The agency with this id."""
+        return next(a for a in self.agencies if a.id == agency_id)
+
+
+def _duplicates(kind: str, field: str, values: Iterable[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    problems = []
+    for index, value in enumerate(values):
+        if value in seen:
+            problems.append(f"{kind}[{index}].{field}: duplicate of {kind}[{seen[value]}] ({value})")
+        seen.setdefault(value, index)
+    return problems
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _problems(source: str, error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors():
+        message = str(item["msg"]).removeprefix("Value error, ")
+        where = _location(tuple(item["loc"]))
+        if not where and "; " in message:  # model-level validator: one problem per clause
+            problems += [f"{source}: {part}" for part in message.split("; ")]
+        else:
+            problems.append(f"{source}: {where}: {message}" if where else f"{source}: {message}")
+    return problems
+
+
+def _resolve_paths(inventory: Inventory, base: Path, source: str) -> Inventory:
+    resolved = [p if p.is_absolute() else (base / p).resolve() for p in inventory.settings.trust_stores]
+    problems = [
+        f"{source}: settings.trust_stores[{i}]: file not found: {p}" for i, p in enumerate(resolved) if not p.is_file()
+    ]
+    if problems:
+        raise InventoryError(problems)
+    settings = inventory.settings.model_copy(update={"trust_stores": resolved})
+    return inventory.model_copy(update={"settings": settings})
+
+
+def parse_inventory(data: Any, source: str, base: Path) -> Inventory:
+    """Validate already-parsed inventory data; relative paths are resolved against `base`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InventoryError([f"{source}: the top level must be a mapping (agencies, portals, settings)"])
+    try:
+        inventory = Inventory.model_validate(data)
+    except ValidationError as exc:
+        raise InventoryError(_problems(source, exc)) from None
+    return _resolve_paths(inventory, base, source)
+
+
+def load_inventory(path: Path) -> Inventory:
+    """Load a YAML inventory or a CSV of portals (by extension)."""
+    source = path.name
+    if not path.is_file():
+        raise InventoryError([f"{path}: file not found"])
+    if path.suffix.lower() == ".csv":
+        portals, agencies = read_portals_csv(path)
+        return parse_inventory({"agencies": agencies, "portals": portals}, source, path.parent)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InventoryError([f"{source}: not UTF-8 text"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise InventoryError([f"{source}: {where}not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    return parse_inventory(data, source, path.parent)
+
+
+CSV_COLUMNS = ("url", "agency", "agency_name", "address", "expected_ports", "name")
+
+
+def read_portals_csv(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Read a CSV of portals (columns: url, agency, [agency_name], [address], [expected_ports], [name]).
+
+    Returns raw portal and agency mappings; validation happens with the rest of the inventory.
+    Row numbers in messages count the header as row 1, as a spreadsheet shows them.
+    """
+    source = path.name
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InventoryError([f"{source}: not UTF-8 text (save the CSV as UTF-8)"]) from None
+    reader = csv.DictReader(text.splitlines())
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    missing = [c for c in ("url", "agency") if c not in header]
+    unknown = [h for h in header if h not in CSV_COLUMNS]
+    problems = [f"{source}: header: missing column {c!r}" for c in missing]
+    problems += [f"{source}: header: unknown column {c!r} (known: {', '.join(CSV_COLUMNS)})" for c in unknown]
+    if problems:
+        raise InventoryError(problems)
+    portals: list[dict[str, Any]] = []
+    rows: list[int] = []
+    agencies: dict[str, str] = {}
+    for row_number, raw in enumerate(reader, start=2):
+        row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k is not None}
+        if not any(row.values()):
+            continue
+        portal: dict[str, Any] = {"url": row["url"], "agency": row["agency"]}
+        if row.get("address"):
+            portal["address"] = row["address"]
+        if row.get("name"):
+            portal["name"] = row["name"]
+        ports = row.get("expected_ports", "").replace(";", " ").replace(",", " ").split()
+        bad = [p for p in ports if not p.isdigit()]
+        if bad:
+            problems.append(f"{source}: row {row_number}: expected_ports: not a port number: {bad[0]!r}")
+        portal["expected_ports"] = [int(p) for p in ports if p.isdigit()]
+        portals.append(portal)
+        rows.append(row_number)
+        agencies.setdefault(row["agency"], row.get("agency_name") or row["agency"])
+    for row_number, portal in zip(rows, portals, strict=True):
+        try:
+            Portal.model_validate(portal)
+        except ValidationError as exc:
+            prefix = f"{source}: row {row_number}: "
+            problems += [prefix + p.removeprefix(f"{source}: ") for p in _problems(source, exc)]
+    if problems:
+        raise InventoryError(problems)
+    return portals, [{"id": k, "name": v} for k, v in agencies.items()]
+
+
+def merge_portals_csv(csv_path: Path, yaml_path: Path) -> tuple[int, int]:
+    """Add (or update by URL) the CSV's portals and agencies in a YAML inventory, atomically.
+
+    Returns (added, updated). The YAML file is replaced only when the merged inventory validates.
+    """
+    portals, agencies = read_portals_csv(csv_path)
+    data: dict[str, Any] = {}
+    if yaml_path.exists():
+        load_inventory(yaml_path)  # refuse to build on a broken file
+        data = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
+    known_agencies = {a["id"] for a in data.setdefault("agencies", [])}
+    data["agencies"] += [a for a in agencies if a["id"] not in known_agencies]
+    existing = {normalise_portal_url(p["url"]): i for i, p in enumerate(data.setdefault("portals", []))}
+    added = updated = 0
+    for portal in portals:
+        portal = {k: v for k, v in portal.items() if v not in (None, [], "")}
+        key = normalise_portal_url(portal["url"])
+        if key in existing:
+            data["portals"][existing[key]].update(portal)
+            updated += 1
+        else:
+            existing[key] = len(data["portals"])
+            data["portals"].append(portal)
+            added += 1
+    parse_inventory(data, yaml_path.name, yaml_path.parent)
+    _atomic_write(yaml_path, yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    return added, updated
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
