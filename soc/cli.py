@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -91,6 +92,10 @@ def scan_and_show(
         console.print(summary_table(report))
         if show_findings:
             console.print(findings_table(store.run_findings(report.run.id), "Phát hiện của lượt quét / Run findings"))
+    except KeyboardInterrupt:
+        errors.print("[bold yellow]Đã dừng / Interrupted:[/] the portals already scanned are stored; "
+                     "the run is marked incomplete.")
+        raise typer.Exit(130) from None
     finally:
         store.close()
     if json_out is not None:
@@ -225,4 +230,8 @@ def inventory_import(
 
 def main() -> None:
     """Entry point of the `soc` script."""
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    # The standard root stores hold a few old roots with negative serials; that is not the user's concern.
+    warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning)
     app()

@@ -98,7 +98,7 @@ def select_portals(inventory: Inventory, urls: Sequence[str]) -> list[Portal]:
     if not urls:
         return list(inventory.portals)
     by_url = {p.url: p for p in inventory.portals}
-    wanted = []
+    wanted: dict[str, Portal] = {}
     for url in urls:
         try:
             key = normalise_portal_url(url)
@@ -106,8 +106,8 @@ def select_portals(inventory: Inventory, urls: Sequence[str]) -> list[Portal]:
             raise UnknownPortalError(f"--portal {url}: {exc}") from None
         if key not in by_url:
             raise UnknownPortalError(f"--portal {url}: not in the inventory")
-        wanted.append(by_url[key])
-    return list(dict.fromkeys(wanted))
+        wanted[key] = by_url[key]
+    return list(wanted.values())
 
 
 def scan_config(inventory: Inventory, settings: Settings) -> TlsScanConfig:

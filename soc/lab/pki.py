@@ -93,7 +93,7 @@ def _der(tag: int, content: bytes) -> bytes:
     return bytes([tag]) + _der_length(len(content)) + content
 
 
-def _content_start(data: bytes, offset: int) -> tuple[int, int]:
+def _der_bounds(data: bytes, offset: int) -> tuple[int, int]:
     """(start of content, end of element) of the DER element at `offset`."""
     first = data[offset + 1]
     if first < 0x80:
@@ -111,9 +111,9 @@ def _resign_sha1(cert: x509.Certificate, key: rsa.RSAPrivateKey) -> x509.Certifi
     signature AlgorithmIdentifier (after version and serial) swapped, and signed by hand.
     """
     tbs = cert.tbs_certificate_bytes
-    inner, _ = _content_start(tbs, 0)
-    _, after_version = _content_start(tbs, inner)
-    _, after_serial = _content_start(tbs, after_version)
+    inner, _ = _der_bounds(tbs, 0)
+    _, after_version = _der_bounds(tbs, inner)
+    _, after_serial = _der_bounds(tbs, after_version)
     if tbs[after_serial : after_serial + len(_SHA256_WITH_RSA)] != _SHA256_WITH_RSA:
         raise ValueError("expected a sha256WithRSAEncryption TBS certificate")
     tbs = tbs[:after_serial] + _SHA1_WITH_RSA + tbs[after_serial + len(_SHA256_WITH_RSA) :]

@@ -19,6 +19,7 @@ import ssl
 import struct
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -220,8 +221,10 @@ class LabServer:
 def server_context(profile: TLSProfile, files: LeafFiles, dh_params: Path | None) -> ssl.SSLContext:
     """The server SSLContext of a TLS case (ciphers first: @SECLEVEL governs what loads)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = profile.minimum
-    context.maximum_version = profile.maximum
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"ssl\.TLSVersion\.TLSv1", DeprecationWarning)
+        context.minimum_version = profile.minimum
+        context.maximum_version = profile.maximum
     context.set_ciphers(profile.ciphers)
     if profile.dh1024:
         if dh_params is None:
@@ -268,6 +271,7 @@ def tls_handler(context: ssl.SSLContext, page: bytes) -> Handler:
     """Handshake (5 s timeout), read one request, answer `page`, send close_notify."""
 
     def handle(conn: Connection, stopping: threading.Event) -> None:
+        """Serve one TLS connection."""
         conn.sock.settimeout(HANDSHAKE_TIMEOUT)
         tls = context.wrap_socket(conn.sock, server_side=True, do_handshake_on_connect=False)
         conn.sock = tls
@@ -333,15 +337,20 @@ def _aia_handler_class(der: bytes) -> type[BaseHTTPRequestHandler]:
     """A request handler serving `der` at AIA_PATH (application/pkix-cert) and 404 elsewhere."""
 
     class AIAHandler(BaseHTTPRequestHandler):
+        """Serves the issuing CA certificate."""
+
         timeout = HANDSHAKE_TIMEOUT
 
         def do_GET(self) -> None:
+            """Serve the certificate (or 404)."""
             self._answer(with_body=True)
 
         def do_HEAD(self) -> None:
+            """Headers only."""
             self._answer(with_body=False)
 
         def _answer(self, with_body: bool) -> None:
+            """200 with the DER certificate at AIA_PATH, 404 anywhere else."""
             if self.path.split("?", 1)[0] != AIA_PATH:
                 self.send_error(404)
                 return
@@ -353,7 +362,7 @@ def _aia_handler_class(der: bytes) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(der)
 
         def log_message(self, format: str, *args: Any) -> None:
-            return
+            """Log nothing."""
 
     return AIAHandler
 
