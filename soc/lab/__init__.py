@@ -80,7 +80,7 @@ class PortalLab:
         self.base_address = base_address
         self.replicas = replicas
         self._specs = select_cases(None if cases is None else list(cases))
-        aia_address(base_address)
+        aia_address(base_address)  # validates the prefix (loopback /24) before anything starts
         self.cases: list[LabCase] = []
         self.trust_store_path = self.workdir / "pki" / "root-ca.pem"
         self.inventory_path = self.workdir / "inventory.yaml"
