@@ -100,15 +100,26 @@ def summary_table(report: ScanReport) -> Table:
 
 
 def findings_table(findings: Sequence[StoredFinding], title: str = "Phát hiện / Findings") -> Table:
-    """Findings with status, check id, title and evidence (escaped, truncated)."""
-    table = Table(title=title, show_lines=False)
-    for column in ("Mức / Sev.", "Cổng / Portal", "Mã kiểm tra / Check", "Tiêu đề / Title", "Bằng chứng / Evidence",
-                   "Trạng thái / Status", "Lần cuối / Last seen", "ID"):
-        table.add_column(column, overflow="fold")
-    for f in findings:
-        evidence = f.evidence if len(f.evidence) <= 160 else f.evidence[:159] + "…"
-        table.add_row(severity_text(f.severity), escape(f.portal_url), f.check_id, escape(f.title_vi),
-                      escape(evidence), f.status.value, local_time(f.last_seen), f.fingerprint[:12])
+    """Findings grouped by portal: severity, check id, title (vi, en) with evidence, status, id.
+
+    Evidence comes from the scanned server: escaped and truncated.
+    """
+    table = Table(title=title, show_lines=False, expand=False)
+    table.add_column("Mức\nSev.", no_wrap=True)
+    table.add_column("Mã kiểm tra\nCheck", no_wrap=True)
+    table.add_column("Phát hiện\nFinding", overflow="fold", min_width=24)
+    table.add_column("Trạng thái\nStatus", no_wrap=True)
+    table.add_column("ID", no_wrap=True)
+    ordered = sorted(findings, key=lambda f: (f.portal_url, f.severity.rank, f.check_id))
+    portal = None
+    for f in ordered:
+        if f.portal_url != portal:
+            portal = f.portal_url
+            table.add_section()
+            table.add_row("", "", f"[bold]{escape(portal)}[/]", "", "")
+        evidence = f.evidence if len(f.evidence) <= 200 else f.evidence[:199] + "…"
+        text = f"{escape(f.title_vi)}\n[dim]{escape(f.title_en)} — {escape(evidence)}[/]"
+        table.add_row(severity_text(f.severity), f.check_id, text, f.status.value, f.fingerprint[:10])
     return table
 
 
