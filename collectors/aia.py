@@ -43,7 +43,7 @@ def _resolve(host: str, port: int, allowed: Sequence[IPNetwork]) -> str:
     for address in candidates:
         if _allowed(address, allowed):
             return str(address)
-    raise AiaFetchError(f"{host}: address {candidates[0]} is not public and not in aia_allowed_networks")
+    raise AiaFetchError(f"{host}: address {candidates[0]} is not public and not in allowed_networks")
 
 
 def parse_certificates(body: bytes) -> list[x509.Certificate]:

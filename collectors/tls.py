@@ -8,6 +8,7 @@ and the chain is anchored (completing it from AIA when the server omits intermed
 
 from __future__ import annotations
 
+import errno
 import socket
 import ssl
 import tempfile
@@ -57,6 +58,7 @@ SCAN_COMMANDS = (*CIPHER_COMMANDS, *OTHER_COMMANDS)
 NOT_TLS_REASONS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
                    "UNKNOWN_PROTOCOL", "HTTP_REQUEST", "HTTPS_PROXY_REQUEST"}
 MAX_ERROR = 300
+RESET_ERRNOS = {errno.ECONNRESET, errno.ENOTCONN, errno.EPIPE, errno.ECONNABORTED}
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class TlsScanConfig:
     """Knobs of one TLS scan (from Settings and the inventory's settings)."""
 
     trust_stores: Sequence[Path] = ()
-    aia_allowed_networks: Sequence[IPNetwork] = ()
+    allowed_networks: Sequence[IPNetwork] = ()
     concurrent_portals: int = 16
     connections_per_host: int = 5
     network_timeout: int = 5
@@ -132,6 +134,9 @@ def probe(target: TlsTarget, timeout: float) -> _Probe:
     except TimeoutError:
         result.unreachable, result.error = Unreachable.TIMEOUT, f"no TCP connection within {timeout:g} s"
     except OSError as exc:
+        if exc.errno in RESET_ERRNOS:  # the peer reset before or while the TLS socket was set up
+            result.unreachable, result.error = Unreachable.RESET, "connection reset during the TLS handshake"
+            return result
         result.unreachable, result.error = Unreachable.OTHER, _short(f"{type(exc).__name__}: {exc}")
     return result
 
@@ -194,7 +199,7 @@ class TlsCollector:
     def __init__(self, config: TlsScanConfig) -> None:
         self.config = config
         self._anchors: AnchorSet = anchor_set(config.trust_stores)
-        self._aia = AiaFetcher(config.aia_allowed_networks, config.aia_timeout, config.aia_max_bytes)
+        self._aia = AiaFetcher(config.allowed_networks, config.aia_timeout, config.aia_max_bytes)
         self._custom_ca_file = self._combined_trust_store(config.trust_stores)
 
     @staticmethod

@@ -18,10 +18,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from soc.display import ProgressDisplay, findings_table, runs_table, summary_table
+from soc.diff import diff_runs, find_run
+from soc.display import ProgressDisplay, diff_table, findings_table, runs_table, summary_table
 from soc.inventory import InventoryError, load_inventory, merge_portals_csv
 from soc.models import FindingStatus, Severity
-from soc.pipeline import ScanReport, UnknownPortalError, run_scan, select_portals
+from soc.pipeline import ScanReport, UnknownPortalError, parse_only, run_scan, select_portals
 from soc.settings import Settings
 from soc.store import SqliteStore, open_store
 
@@ -75,20 +76,26 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def scan_and_show(
-    inventory_path: Path, settings: Settings, portals: list[str], json_out: Path | None, show_findings: bool
+    inventory_path: Path,
+    settings: Settings,
+    portals: list[str],
+    json_out: Path | None,
+    show_findings: bool,
+    only: str | None = None,
 ) -> ScanReport:
     """Load, scan with progress, store, print the summary (and findings); shared by `scan` and `demo`."""
     try:
         inventory = load_inventory(inventory_path)
         selected = select_portals(inventory, portals)
-    except (InventoryError, UnknownPortalError) as exc:
+        collectors = parse_only(only)
+    except (InventoryError, UnknownPortalError, ValueError) as exc:
         _fail(str(exc))
     if not selected:
         _fail(f"{inventory_path}: no portals to scan")
     store = _store(settings)
     try:
-        with ProgressDisplay(console, selected) as progress:
-            report = run_scan(inventory, store, settings, inventory_path, portals, observer=progress)
+        with ProgressDisplay(console, selected, collectors) as progress:
+            report = run_scan(inventory, store, settings, inventory_path, portals, observer=progress, only=collectors)
         console.print(summary_table(report))
         if show_findings:
             console.print(findings_table(store.run_findings(report.run.id), "Phát hiện của lượt quét / Run findings"))
@@ -109,10 +116,11 @@ def scan(
     portal: Annotated[list[str] | None, typer.Option("--portal", "-p", help="Scan only this portal URL.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here ('-' = stdout).")] = None,
     fail_on: Annotated[Severity | None, typer.Option(help="Exit 1 when a finding is this severe or worse.")] = None,
+    only: Annotated[str | None, typer.Option(help="Collectors to run: tls,http,label,ports (default all).")] = None,
     db: DbOption = None,
 ) -> None:
-    """Quét TLS các cổng thông tin / Scan the portals' TLS and store the findings."""
-    report = scan_and_show(inventory, _settings(db), portal or [], json_out, show_findings=False)
+    """Đánh giá các cổng thông tin / Assess the portals (TLS, HTTP, trust label, ports) and store the findings."""
+    report = scan_and_show(inventory, _settings(db), portal or [], json_out, show_findings=False, only=only)
     console.print(f"Đã lưu / Stored in the run [bold]{report.run.id}[/] ({report.run.status.value}).")
     if fail_on is not None and any(f.severity.rank <= fail_on.rank for r in report.portals for f in r.findings):
         raise typer.Exit(1)
@@ -166,6 +174,28 @@ def triage(
     finally:
         store.close()
     console.print(findings_table([updated]))
+
+
+@app.command()
+def diff(
+    run_a: Annotated[str, typer.Argument(help="Earlier run id (or unique prefix).")],
+    run_b: Annotated[str, typer.Argument(help="Later run id (or unique prefix).")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON to stdout.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Thay đổi giữa hai lượt quét / What changed between two scan runs."""
+    store = _store(_settings(db))
+    try:
+        try:
+            changes = diff_runs(store, find_run(store, run_a), find_run(store, run_b))
+        except ValueError as exc:
+            _fail(str(exc))
+    finally:
+        store.close()
+    if as_json:
+        _write_json(Path("-"), changes.to_json())
+    else:
+        console.print(diff_table(changes))
 
 
 @app.command()

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from soc.diff import RunDiff
 from soc.inventory import Portal
 from soc.models import ScanRun, Severity, StoredFinding
 from soc.pipeline import PortalResult, ScanReport
@@ -41,18 +42,17 @@ def severity_text(severity: Severity) -> str:
 
 
 class ProgressDisplay:
-    """A ScanObserver that draws an overall bar and one bar per portal (probe → scan → stored)."""
+    """A ScanObserver that draws an overall bar and one bar per portal (one step per collector, then stored)."""
 
-    STEPS = 3
-
-    def __init__(self, console: Console, portals: Sequence[Portal]) -> None:
+    def __init__(self, console: Console, portals: Sequence[Portal], collectors: Sequence[str]) -> None:
         self._progress = Progress(
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[state]}"),
             TimeElapsedColumn(), console=console, transient=False,
         )
+        self._steps = len(collectors) + 1
         self._overall = self._progress.add_task("[bold]Tổng / Total", total=len(portals), state="")
         self._tasks: dict[str, TaskID] = {
-            p.url: self._progress.add_task(escape(p.url), total=self.STEPS, state="chờ / queued") for p in portals
+            p.url: self._progress.add_task(escape(p.url), total=self._steps, state="chờ / queued") for p in portals
         }
         self._hide_done = len(portals) > MANY_PORTALS
 
@@ -64,38 +64,49 @@ class ProgressDisplay:
         self._progress.stop()
 
     def portal_event(self, portal: Portal, event: str) -> None:
-        """Advance a portal's bar."""
-        state = {"reachable": "đang quét / scanning", "unreachable": "không kết nối / unreachable",
-                 "scanned": "đã quét / scanned"}.get(event, event)
-        done = {"reachable": 1, "unreachable": 2, "scanned": 2}.get(event, 0)
-        self._progress.update(self._tasks[portal.url], completed=done, state=state)
+        """Advance a portal's bar when a collector reports; show the TLS probe's verdict."""
+        task = self._tasks[portal.url]
+        if event in ("reachable", "unreachable"):
+            state = "đang quét / scanning" if event == "reachable" else "không kết nối / unreachable"
+            self._progress.update(task, state=state)
+        else:
+            self._progress.update(task, advance=1, state=f"{event} ✓")
 
     def portal_done(self, result: PortalResult) -> None:
         """Close a portal's bar and advance the overall one."""
         counts = f"{len(result.findings)} phát hiện / findings"
         task = self._tasks[result.portal.url]
-        self._progress.update(task, completed=self.STEPS, state=counts, visible=not self._hide_done)
+        self._progress.update(task, completed=self._steps, state=counts, visible=not self._hide_done)
         self._progress.advance(self._overall)
 
 
 def summary_table(report: ScanReport) -> Table:
-    """Per-portal summary: reachability, findings by severity, changes."""
+    """Per-portal summary: TLS grade, score, findings by severity, changes since the last scan."""
     table = Table(title=f"Kết quả quét / Scan results — {report.run.id[:8]} ({report.run.status.value})")
-    table.add_column("Cổng / Portal")
+    table.add_column("Cổng / Portal", overflow="fold")
     table.add_column("TLS")
+    table.add_column("Điểm\nScore", justify="right")
     for severity in Severity:
-        table.add_column(severity.value, justify="right", style=SEVERITY_STYLE[severity])
-    table.add_column("Mới / New", justify="right")
-    table.add_column("Đã khắc phục / Resolved", justify="right")
+        table.add_column(severity.value[:4], justify="right", style=SEVERITY_STYLE[severity])
+    table.add_column("Mới\nNew", justify="right")
+    table.add_column("Còn\nOpen", justify="right")
+    table.add_column("Hết\nResolved", justify="right")
     for result in report.portals:
         counts = {s: 0 for s in Severity}
         for finding in result.findings:
             counts[finding.severity] += 1
-        obs = result.observation
-        reach = "[green]OK[/]" if obs.unreachable is None else f"[red]{obs.unreachable.value}[/]"
-        table.add_row(escape(result.portal.url), reach, *(str(counts[s] or "") for s in Severity),
-                      str(len(result.changes.new) + len(result.changes.reopened) or ""),
-                      str(len(result.changes.resolved) or ""))
+        scan = result.assessment
+        grade = scan.tls_grade or "—"
+        if scan.grade_without_trust:
+            grade += f" ({scan.grade_without_trust})"
+        changes = result.changes
+        table.add_row(escape(result.portal.url), grade, str(scan.score if scan.score is not None else "—"),
+                      *(str(counts[s] or "") for s in Severity),
+                      str(len(changes.new) + len(changes.reopened) or ""), str(len(changes.still_open) or ""),
+                      str(len(changes.resolved) or ""))
+    totals = report.totals()
+    table.caption = (f"Tổng / Total: {totals['new'] + totals['reopened']} mới / new, {totals['still_open']} còn / "
+                     f"still open, {totals['resolved']} đã khắc phục / resolved")
     return table
 
 
@@ -132,4 +143,19 @@ def runs_table(runs: Sequence[ScanRun]) -> Table:
     for run in runs:
         table.add_row(run.id[:12], local_time(run.started_at), local_time(run.finished_at), run.status.value,
                       f"{run.portals_done}/{run.portal_count}", escape(run.inventory))
+    return table
+
+
+def diff_table(diff: RunDiff) -> Table:
+    """Changes between two runs, one row per finding."""
+    table = Table(title=f"Thay đổi / Changes {diff.run_a[:8]} → {diff.run_b[:8]}")
+    for column in ("Thay đổi\nChange", "Mức\nSev.", "Cổng / Portal", "Mã kiểm tra / Check"):
+        table.add_column(column, overflow="fold")
+    for label, items in (("mới / new", diff.new), ("còn / still open", diff.still_open),
+                         ("hết / resolved", diff.resolved)):
+        for f in sorted(items, key=lambda f: (f.severity.rank, f.portal_url, f.check_id)):
+            table.add_row(label, severity_text(f.severity), escape(f.portal_url), f.check_id)
+    counts = diff.counts()
+    table.caption = (f"{counts['new']} mới / new, {counts['still_open']} còn / still open, "
+                     f"{counts['resolved']} hết / resolved")
     return table

@@ -83,11 +83,30 @@ class Portal(BaseModel):
     address: IPvAnyAddress | None = None
     """Connect here instead of resolving the host (like curl --resolve); SNI and checks still use the host."""
     expected_ports: list[Port] = Field(default_factory=list)
+    """Ports meant to be open; the portal's own HTTPS and HTTP ports always are."""
+    http_url: str | None = None
+    """Where the http→https redirect check starts; default http://<host>/."""
 
     @field_validator("url")
     @classmethod
     def _url_is_https(cls, value: str) -> str:
         return normalise_portal_url(value)
+
+    @field_validator("http_url")
+    @classmethod
+    def _http_url_is_http(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme.lower() != "http" or not parts.hostname:
+            raise ValueError("not a valid http URL (expected http://host[:port]/path)")
+        return value.strip()
+
+    @property
+    def redirect_start(self) -> str:
+        """The http:// URL the redirect check starts from."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return self.http_url or f"http://{host}/"
 
     @property
     def host(self) -> str:
@@ -113,6 +132,31 @@ class InformationSystem(BaseModel):
     level: Annotated[int, Field(ge=1, le=5)] | None = None
 
 
+class TrustLabelSettings(BaseModel):
+    """Where the trust-label status comes from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    registry_url: str | None = "https://tinnhiemmang.vn"
+    """Registry whose detail pages (/danh-ba-tin-nhiem/<slug>) are read one at a time; None: snapshot only."""
+    snapshot: Path | None = None
+    """CSV/JSON the SOC maintains: domain, label_id, status, issued, expires[, level, owner]."""
+    min_interval_s: Annotated[float, Field(ge=0, le=60)] = 2.0
+    """Politeness: at least this long between two registry requests."""
+    cache_hours: Annotated[float, Field(ge=0, le=24 * 30)] = 24.0
+
+
+class PortsSettings(BaseModel):
+    """Which TCP ports the ports collector probes and which it calls risky."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scan: list[Port] | None = None
+    """Ports to probe; None: nmap's common top ports plus every risky port."""
+    extra_risky: dict[Port, str] = Field(default_factory=dict)
+    """More risky ports (port → why), on top of telnet, FTP, SMB, RDP, VNC and the databases."""
+
+
 class InventorySettings(BaseModel):
     """Scan settings that belong to an inventory."""
 
@@ -121,8 +165,13 @@ class InventorySettings(BaseModel):
     trust_stores: list[Path] = Field(default_factory=list)
     """Extra trust anchors (PEM), added to the standard stores — government PKIs are often missing there."""
     expiry_warning_days: Annotated[int, Field(ge=1, le=365)] = 30
-    aia_allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list)
-    """Private/loopback networks an AIA caIssuers URL may point to (public addresses are always allowed)."""
+    allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    """Non-public networks the scanner may follow a portal's links into (AIA caIssuers URLs, redirects).
+
+    Public addresses are always allowed; everything else (loopback, private, link-local) is refused
+    unless listed here — a portal must not be able to point the scanner at the SOC's own network."""
+    trustlabel: TrustLabelSettings = Field(default_factory=lambda: TrustLabelSettings())
+    ports: PortsSettings = Field(default_factory=lambda: PortsSettings())
 
 
 class Inventory(BaseModel):
@@ -188,14 +237,24 @@ def _problems(source: str, error: ValidationError) -> list[str]:
 
 
 def _resolve_paths(inventory: Inventory, base: Path, source: str) -> Inventory:
-    resolved = [p if p.is_absolute() else (base / p).resolve() for p in inventory.settings.trust_stores]
-    problems = [
-        f"{source}: settings.trust_stores[{i}]: file not found: {p}" for i, p in enumerate(resolved) if not p.is_file()
-    ]
+    def resolve(path: Path) -> Path:
+        return path if path.is_absolute() else (base / path).resolve()
+
+    settings = inventory.settings
+    trust_stores = [resolve(p) for p in settings.trust_stores]
+    problems = [f"{source}: settings.trust_stores[{i}]: file not found: {p}"
+                for i, p in enumerate(trust_stores) if not p.is_file()]
+    label = settings.trustlabel
+    snapshot = resolve(label.snapshot) if label.snapshot else None
+    if snapshot is not None and not snapshot.is_file():
+        problems.append(f"{source}: settings.trustlabel.snapshot: file not found: {snapshot}")
     if problems:
         raise InventoryError(problems)
-    settings = inventory.settings.model_copy(update={"trust_stores": resolved})
-    return inventory.model_copy(update={"settings": settings})
+    updated = settings.model_copy(update={
+        "trust_stores": trust_stores,
+        "trustlabel": label.model_copy(update={"snapshot": snapshot}),
+    })
+    return inventory.model_copy(update={"settings": updated})
 
 
 def parse_inventory(data: Any, source: str, base: Path) -> Inventory:

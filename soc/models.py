@@ -52,6 +52,24 @@ class RunStatus(StrEnum):
     INCOMPLETE = "incomplete"
 
 
+COLLECTOR_CHECK_PREFIXES: dict[str, str] = {
+    "tls": "tls.",
+    "http": "http.",
+    "label": "trustlabel.",
+    "ports": "ports.",
+}
+"""Which check ids each collector's observation is evidence for: a complete observation of a
+collector resolves that collector's unseen findings, and nothing else."""
+
+
+def check_prefix(collector: str) -> str:
+    """The check-id prefix a collector's observations speak for; ValueError for an unknown collector."""
+    try:
+        return COLLECTOR_CHECK_PREFIXES[collector]
+    except KeyError:
+        raise ValueError(f"unknown collector {collector!r} (known: {', '.join(COLLECTOR_CHECK_PREFIXES)})") from None
+
+
 class Finding(BaseModel):
     """What a check concluded about one portal: one check id, one discriminating detail."""
 
@@ -127,3 +145,23 @@ class PortalChanges(BaseModel):
     reopened: list[str] = Field(default_factory=list)
     still_open: list[str] = Field(default_factory=list)
     resolved: list[str] = Field(default_factory=list)
+
+
+class PortalScan(BaseModel):
+    """One portal's assessment in one run: which collectors answered, its TLS grade and overall score."""
+
+    run_id: str
+    portal_url: str
+    recorded_at: datetime
+    collectors: dict[str, bool]
+    """Collector → its observation was complete."""
+    tls_grade: str | None = None
+    grade_without_trust: str | None = None
+    score: int | None = None
+    category_scores: dict[str, int] = Field(default_factory=dict)
+    reasons: list[str] = Field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Every collector that ran answered completely."""
+        return bool(self.collectors) and all(self.collectors.values())

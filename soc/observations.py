@@ -7,7 +7,7 @@ and escaped by whoever renders it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -112,3 +112,127 @@ class TlsObservation(BaseModel):
     def complete(self) -> bool:
         """Reachable and every probe answered: only then may absent findings be resolved."""
         return self.unreachable is None and not self.command_errors
+
+
+class RedirectHop(BaseModel):
+    """One response on the way from http:// to the final page."""
+
+    url: str
+    status: int | None = None
+    location: str | None = None
+    refused: str | None = None
+    """Why this hop's target was not followed (outside the allowed addresses, bad scheme, too many hops)."""
+
+
+class TrustBadge(BaseModel):
+    """A Tín nhiệm mạng badge found in a homepage (all text from the page: untrusted, bounded)."""
+
+    how: str
+    """How it is embedded: 'link+img', 'link+data-src', 'img', 'data-src', 'link+self-hosted', 'script'."""
+    image_url: str | None = None
+    link_url: str | None = None
+    image_host: str | None = None
+    """The domain named by the badge image (`handle_cert?id=<domain>`), lower-case."""
+    slug: str | None = None
+    """The registry slug of the link (`danh-ba-tin-nhiem/<slug>`), e.g. 'topzonevn-1635823490'."""
+    slug_domain: str | None = None
+    """The slug's domain part (the domain without dots), e.g. 'topzonevn'."""
+    label_number: str | None = None
+
+
+class TrustLabelStatus(BaseModel):
+    """What the registry (or the SOC's snapshot of it) says about one domain's label."""
+
+    domain: str
+    source: str
+    """'snapshot', 'registry' or 'none' (no source could answer)."""
+    found: bool | None = None
+    """True listed, False not listed, None the source could not be asked."""
+    label_id: str | None = None
+    status: str | None = None
+    """'valid', 'expired', 'revoked' or None when the source does not say."""
+    level: str | None = None
+    """'basic' or 'advanced' when known."""
+    owner: str | None = None
+    issued: date | None = None
+    expires: date | None = None
+    checked_at: datetime | None = None
+    error: str | None = None
+
+
+class HttpObservation(BaseModel):
+    """What the HTTP collector saw of one portal: the redirect chain, the homepage, security.txt."""
+
+    portal_url: str
+    host: str
+    address: str | None
+    observed_at: datetime
+    duration_s: float = 0.0
+    start_url: str
+    """The http:// URL the redirect check starts from."""
+    redirects: list[RedirectHop] = Field(default_factory=list)
+    redirect_error: str | None = None
+    reaches_https: bool | None = None
+    """The http:// URL ends (within the hop limit) on an https:// page of the portal's host."""
+    final_url: str | None = None
+    status: int | None = None
+    headers: dict[str, list[str]] = Field(default_factory=dict)
+    """Response headers of the https homepage, lower-case names, values bounded."""
+    error: str | None = None
+    """Why the https homepage could not be read (then the page checks cannot run)."""
+    charset: str | None = None
+    body_bytes: int = 0
+    body_sha256: str | None = None
+    title: str | None = None
+    mixed_content: list[str] = Field(default_factory=list)
+    """http:// URLs of scripts, styles or frames loaded by the https page."""
+    badges: list[TrustBadge] = Field(default_factory=list)
+    security_txt: bool | None = None
+    security_txt_error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """The homepage was read and the redirect and security.txt probes answered."""
+        return (self.error is None and self.redirect_error is None and self.security_txt is not None)
+
+
+class LabelObservation(BaseModel):
+    """Trust-label evidence for one portal: the badges on its homepage and the registry's word."""
+
+    portal_url: str
+    host: str
+    observed_at: datetime
+    page_read: bool
+    badges: list[TrustBadge] = Field(default_factory=list)
+    registry: TrustLabelStatus | None = None
+
+    @property
+    def complete(self) -> bool:
+        """The page was read and a registry source answered."""
+        return self.page_read and self.registry is not None and self.registry.found is not None
+
+
+class OpenPort(BaseModel):
+    """One open TCP port as nmap reported it."""
+
+    port: int
+    service: str | None = None
+    product: str | None = None
+
+
+class PortsObservation(BaseModel):
+    """What the ports collector saw on one portal's address."""
+
+    portal_url: str
+    address: str | None
+    observed_at: datetime
+    duration_s: float = 0.0
+    ports_scanned: str
+    """The port specification given to nmap, e.g. '21-23,80,443'."""
+    open_ports: list[OpenPort] = Field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """nmap ran and reported the host."""
+        return self.error is None

@@ -93,7 +93,8 @@ def test_json_report_has_the_documented_shape(lab: PortalLab, first_scan: tuple[
 
 def test_unreachable_portals_cost_seconds_and_are_classified(lab: PortalLab, first_scan: tuple[Path, Any]) -> None:
     db = first_scan[0]
-    rows = sqlite3.connect(db).execute("SELECT portal_url, complete, data FROM observations").fetchall()
+    rows = sqlite3.connect(db).execute(
+        "SELECT portal_url, complete, data FROM observations WHERE collector = 'tls'").fetchall()
     data = {url: (complete, json.loads(raw)) for url, complete, raw in rows}
     kinds = {}
     for case in lab.cases:
@@ -135,7 +136,7 @@ def statuses(db: Path, url: str) -> dict[str, str]:
 
 def test_lifecycle_open_resolved_reopened_against_real_servers(lab: PortalLab, tmp_path: Path) -> None:
     db, url = tmp_path / "life.db", lab.case("expired").url
-    scan = ("scan", "--db", str(db), "--portal", url, "--inventory")
+    scan = ("scan", "--db", str(db), "--portal", url, "--only", "tls", "--inventory")
     soc(*scan, str(lab.inventory_path))
     assert statuses(db, url) == {"tls.cert.expired": "open"}
 
@@ -154,6 +155,7 @@ def test_lifecycle_open_resolved_reopened_against_real_servers(lab: PortalLab, t
     assert statuses(db, url) == {"tls.cert.expired": "open", "tls.unreachable": "resolved",
                                  "tls.cert.hostname_mismatch": "resolved"}
     portal = json.loads(out.read_text(encoding="utf-8"))["portals"][0]
+    assert portal["collectors"] == {"tls": True}
     assert [f["change"] for f in portal["findings"]] == ["reopened"]
     assert len(portal["resolved"]) == 1
 
@@ -165,7 +167,7 @@ def test_rescan_keeps_findings_open_with_first_seen(lab: PortalLab, first_scan: 
     out = db.parent / "again.json"
     soc("scan", "--inventory", str(lab.inventory_path), "--db", str(db), "--portal", url, "--json", str(out))
     after = dict(sqlite3.connect(db).execute("SELECT check_id, first_seen FROM findings WHERE portal_url=?", (url,)))
-    assert before == after and len(after) == 2
+    assert before == after and {"tls.protocol.tls10", "tls.protocol.tls11"} <= set(after)
     changes = {f["change"] for f in json.loads(out.read_text(encoding="utf-8"))["portals"][0]["findings"]}
     assert changes == {"still_open"}
 
@@ -194,3 +196,88 @@ def test_ctrl_c_keeps_stored_portals_and_marks_the_run_incomplete(lab: PortalLab
     assert status == "incomplete" and 1 <= portals_done < total
     stored = connection.execute("SELECT COUNT(DISTINCT portal_url) FROM observations").fetchone()[0]
     assert stored == portals_done
+
+
+GRADES = {
+    "good": "A+", "expiring_soon": "A", "no_tls13": "A-", "legacy_tls": "B", "dhe1024": "B", "rsa1024": "B",
+    "incomplete_chain": "B", "sha1_leaf": "C", "null_anon_static_rsa": "F", "expired": "T", "wrong_host": "T",
+    "self_signed": "T", "untrusted_root": "T", "http_bare": "A", "http_short_hsts": "A", "refused": None,
+    "silent": None,
+}
+
+
+def test_grades_follow_the_rubric(lab: PortalLab, first_scan: tuple[Path, Any]) -> None:
+    portals = by_url(first_scan[1])
+    assert {name: portals[lab.case(name).url]["grade"] for name in GRADES} == GRADES
+    legacy = portals[lab.case("legacy_tls").url]
+    assert "capped at B: TLS 1.0 enabled" in " ".join(legacy["grade_reasons"])
+    tls10 = next(f for f in legacy["findings"] if f["check_id"] == "tls.protocol.tls10")
+    assert "capped at B: TLS 1.0 enabled" in tls10["evidence"]
+    expired = portals[lab.case("expired").url]
+    assert expired["grade_without_trust"] == "A" and "grade T: certificate expired" in expired["grade_reasons"][0]
+    good = portals[lab.case("good").url]
+    assert good["score"] == 100 and good["category_scores"] == {"tls": 100, "http": 100, "label": 100, "ports": 100}
+    assert portals[lab.case("ports_exposed").url]["category_scores"]["ports"] < 100
+    assert portals[lab.case("refused").url]["score"] is None
+
+
+def test_redirect_to_a_non_public_address_is_recorded_not_followed(lab: PortalLab, first_scan: tuple[Path, Any]) -> None:
+    db = first_scan[0]
+    url = lab.case("http_redirect_metadata").url
+    raw = sqlite3.connect(db).execute(
+        "SELECT data FROM observations WHERE collector = 'http' AND portal_url = ?", (url,)).fetchone()[0]
+    hops = json.loads(raw)["redirects"]
+    assert hops[-1]["url"].startswith("http://169.254.169.254/")
+    assert "outside the allowed addresses" in hops[-1]["refused"]
+
+
+def test_trust_label_badges_and_registry(lab: PortalLab, first_scan: tuple[Path, Any]) -> None:
+    db = first_scan[0]
+    rows = sqlite3.connect(db).execute("SELECT portal_url, data FROM observations WHERE collector = 'label'")
+    labels = {url: json.loads(raw) for url, raw in rows}
+    good = labels[lab.case("good").url]
+    assert good["registry"]["found"] is True and good["registry"]["level"] == "advanced"
+    assert [b["how"] for b in labels[lab.case("label_lazy").url]["badges"]] == ["link+data-src"]
+    assert [b["how"] for b in labels[lab.case("label_script").url]["badges"]] == ["script"]
+    assert labels[lab.case("label_revoked").url]["registry"]["status"] == "revoked"
+
+
+def test_scan_summary_and_json_carry_changes(lab: PortalLab, tmp_path: Path) -> None:
+    db, out = tmp_path / "changes.db", tmp_path / "second.json"
+    names = ["good", "http_bare", "expired"]
+    portals = [arg for name in names for arg in ("--portal", lab.case(name).url)]
+    first = soc("scan", "--inventory", str(lab.inventory_path), "--db", str(db), *portals)
+    assert "Total:" in first.stdout and "new" in first.stdout
+    soc("scan", "--inventory", str(lab.inventory_path), "--db", str(db), *portals, "--json", str(out))
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["changes"]["new"] == 0 and report["changes"]["still_open"] == 7
+    runs = [line.split()[1] for line in soc("runs", "--db", str(db)).stdout.splitlines()
+            if line.startswith("│") and len(line.split()) > 2 and len(line.split()[1]) == 12]
+    assert len(runs) == 2
+    diff = json.loads(soc("diff", runs[1], runs[0], "--json", "--db", str(db)).stdout)
+    assert diff["counts"] == {"new": 0, "still_open": 7, "resolved": 0}
+
+
+def test_a_failed_or_partial_collector_resolves_nothing_of_its_own(lab: PortalLab, tmp_path: Path) -> None:
+    db, url = tmp_path / "scoped.db", lab.case("label_revoked").url
+    soc("scan", "--inventory", str(lab.inventory_path), "--db", str(db), "--portal", url)
+    assert statuses(db, url) == {"trustlabel.revoked": "open"}
+    # The registry becomes unreachable: the label cannot be verified, and the revoked finding stays open.
+    data = yaml.safe_load(lab.inventory_path.read_text(encoding="utf-8"))
+    data["settings"]["trustlabel"]["registry_url"] = "http://127.0.20.252:9"  # nothing listens there
+    dead = tmp_path / "dead-registry.yaml"
+    dead.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    soc("scan", "--inventory", str(dead), "--db", str(db), "--portal", url)
+    assert statuses(db, url) == {"trustlabel.revoked": "open", "trustlabel.unverified": "open"}
+    # A TLS-only scan speaks for tls.* only: the label findings are untouched.
+    soc("scan", "--inventory", str(lab.inventory_path), "--db", str(db), "--portal", url, "--only", "tls")
+    assert statuses(db, url) == {"trustlabel.revoked": "open", "trustlabel.unverified": "open"}
+    # The registry answers again: unverified resolves, revoked stays.
+    soc("scan", "--inventory", str(lab.inventory_path), "--db", str(db), "--portal", url)
+    assert statuses(db, url) == {"trustlabel.revoked": "open", "trustlabel.unverified": "resolved"}
+
+
+def test_only_rejects_an_unknown_collector(lab: PortalLab, tmp_path: Path) -> None:
+    result = soc("scan", "--inventory", str(lab.inventory_path), "--db", str(tmp_path / "x.db"), "--only", "tls,smtp",
+                 check=False)
+    assert result.returncode == 2 and "unknown collector 'smtp'" in result.stderr

@@ -221,12 +221,28 @@ def test_sighting_refreshes_content(store: SqliteStore) -> None:
     assert (stored.severity, stored.evidence) == (Severity.CRITICAL, "notAfter=2024-01-01")
 
 
-def test_incomplete_observation_resolves_nothing(store: SqliteStore) -> None:
-    scan(store, [expired_cert(), missing_hsts()])
+def test_incomplete_observation_resolves_nothing_of_its_collector(store: SqliteStore) -> None:
+    cert, hsts = expired_cert(), missing_hsts()
+    scan(store, [cert, hsts])
     run = store.begin_run("inv", 1)
     changes = store.record_portal(run.id, PORTAL_A, [obs(), obs(collector="http", complete=False)], [])
+    assert changes.resolved == [cert.fingerprint]  # the complete TLS observation speaks for tls.* only
+    statuses = {f.check_id: f.status for f in store.list_findings()}
+    assert statuses == {"tls.cert.expired": FindingStatus.RESOLVED, "http.hsts.missing": FindingStatus.OPEN}
+
+
+def test_only_incomplete_observations_resolve_nothing(store: SqliteStore) -> None:
+    scan(store, [expired_cert(), missing_hsts()])
+    run = store.begin_run("inv", 1)
+    changes = store.record_portal(run.id, PORTAL_A, [obs(complete=False), obs(collector="http", complete=False)], [])
     assert changes.resolved == []
     assert {f.status for f in store.list_findings()} == {FindingStatus.OPEN}
+
+
+def test_unknown_collector_is_refused(store: SqliteStore) -> None:
+    run = store.begin_run("inv", 1)
+    with pytest.raises(ValueError, match="unknown collector"):
+        store.record_portal(run.id, PORTAL_A, [obs(collector="smtp")], [])
 
 
 def test_no_observation_resolves_nothing(store: SqliteStore) -> None:

@@ -10,6 +10,7 @@ All PKI is generated at start-up under the lab's work directory.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,10 +24,13 @@ from soc.lab.cases import (
     aia_address,
     case_host,
     inventory_yaml,
+    registry_address,
     select_cases,
     slot_address,
 )
 from soc.lab.pki import LabPKI, write_dh1024_params
+from soc.lab.ports import PortListeners
+from soc.lab.registry import RegistryServer
 from soc.lab.servers import (
     AIAServer,
     ConnectionTracker,
@@ -35,13 +39,14 @@ from soc.lab.servers import (
     LabServer,
     Waker,
     garbage_handler,
-    http_page,
+    plain_http_handler,
     reserve_closed_port,
     reset_handler,
     server_context,
     silent_handler,
     tls_handler,
 )
+from soc.lab.web import http_responder, https_responder, label_slug, registry_entry
 
 __all__ = ["CASE_NAMES", "LabCase", "LabError", "PortalLab"]
 
@@ -65,6 +70,7 @@ class PortalLab:
         base_address: str = "127.0.10.",
         cases: Iterable[str] | None = None,
         replicas: int = 1,
+        http_port: int | None = None,
     ) -> None:
         """Configure the lab; nothing is generated or bound before `start` / `__enter__`.
 
@@ -77,6 +83,8 @@ class PortalLab:
             raise ValueError(f"replicas must be at least 1, got {replicas}")
         self.workdir = Path(workdir)
         self.port = port
+        self.http_port = (8080 if port else 0) if http_port is None else http_port
+        """Port of every portal's http:// listener (8080 with a fixed HTTPS port, else ephemeral)."""
         self.base_address = base_address
         self.replicas = replicas
         self._specs = select_cases(None if cases is None else list(cases))
@@ -88,6 +96,8 @@ class PortalLab:
         self._waker: Waker | None = None
         self._aia: AIAServer | None = None
         self._servers: list[LabServer] = []
+        self._listeners: list[PortListeners] = []
+        self._registry: RegistryServer | None = None
 
     def __enter__(self) -> PortalLab:
         """Start the lab (see `start`)."""
@@ -137,12 +147,36 @@ class PortalLab:
         dh_params = write_dh1024_params(pki_dir / "dh1024.pem")
         self._aia = AIAServer(aia_address(self.base_address), pki.intermediate_der)
         self._aia.start()
+        self._registry = RegistryServer(registry_address(self.base_address))
+        self._registry.start()
         for slot, (replica, spec) in enumerate(self._plan(), start=1):
             address = slot_address(self.base_address, slot)
             host = case_host(spec.name, replica)
-            port = self._start_case(spec, host, address, pki, dh_params)
-            self.cases.append(LabCase(spec.name, host, address, port, spec.expected, spec.description))
-        self.inventory_path.write_text(inventory_yaml(self.cases, self.trust_store_path), encoding="utf-8")
+            slug = label_slug(host, slot)
+            port = self._start_case(spec, host, address, pki, dh_params, slug)
+            case = LabCase(spec.name, host, address, port, spec.expected, spec.description, slug=slug)
+            if spec.behaviour is Behaviour.TLS:
+                case = self._start_web_extras(spec, case)
+            self.cases.append(case)
+        registry_url = self._registry.base_url
+        self.inventory_path.write_text(inventory_yaml(self.cases, self.trust_store_path, registry_url), "utf-8")
+
+    def _start_web_extras(self, spec: CaseSpec, case: LabCase) -> LabCase:
+        """The case's http:// listener, its extra open ports and its registry entry."""
+        assert self._waker is not None and self._registry is not None
+        respond = http_responder(spec.http, case.url, case.host, spec.description, case.slug)
+        server = LabServer(case.address, self.http_port, plain_http_handler(respond), self._tracker, self._waker)
+        self._servers.append(server)
+        server.start()
+        if spec.http.open_ports:
+            listeners = PortListeners(case.address, spec.http.open_ports, banner=b"lab service\r\n")
+            self._listeners.append(listeners)
+            listeners.start()
+        entry = registry_entry(spec.http.badge, case.host)
+        if entry is not None:
+            self._registry.add(case.slug, entry)
+        http_url = f"http://{case.host}/" if server.port == 80 else f"http://{case.host}:{server.port}/"
+        return dataclasses.replace(case, http_url=http_url)
 
     def _plan(self) -> Iterator[tuple[int, CaseSpec]]:
         """(replica number, case spec) for every portal, replica by replica."""
@@ -150,24 +184,24 @@ class PortalLab:
             for spec in self._specs:
                 yield replica, spec
 
-    def _start_case(self, spec: CaseSpec, host: str, address: str, pki: LabPKI, dh_params: Path) -> int:
+    def _start_case(self, spec: CaseSpec, host: str, address: str, pki: LabPKI, dh_params: Path, slug: str) -> int:
         """Start the server of one portal (none for "refused"); return its port."""
         if spec.behaviour is Behaviour.REFUSED:
             return reserve_closed_port(address, self.port)
         assert self._waker is not None
-        handler = self._handler(spec, host, pki, dh_params)
+        handler = self._handler(spec, host, pki, dh_params, slug)
         server = LabServer(address, self.port, handler, self._tracker, self._waker)
         self._servers.append(server)
         server.start()
         return server.port
 
-    def _handler(self, spec: CaseSpec, host: str, pki: LabPKI, dh_params: Path) -> Handler:
+    def _handler(self, spec: CaseSpec, host: str, pki: LabPKI, dh_params: Path, slug: str) -> Handler:
         """The connection handler of a case (TLS cases get their certificate issued here)."""
         if spec.behaviour is not Behaviour.TLS:
             return _BROKEN_HANDLERS[spec.behaviour]
         files = pki.issue_leaf(spec.leaf, host, self.aia_url, send_issuer=spec.tls.send_issuer)
         context = server_context(spec.tls, files, dh_params if spec.tls.dh1024 else None)
-        return tls_handler(context, http_page(f"SOC lab portal {host}", spec.description))
+        return tls_handler(context, https_responder(host, spec.description, spec.http, slug))
 
     def stop(self) -> None:
         """Stop every server and connection, joining all threads within STOP_TIMEOUT seconds."""
@@ -179,6 +213,12 @@ class PortalLab:
         self._tracker.stop(deadline)
         if self._aia is not None:
             self._aia.stop(deadline)
+        for listeners in self._listeners:
+            listeners.stop()
+        if self._registry is not None:
+            self._registry.stop()
+        self._listeners = []
+        self._registry = None
         if self._waker is not None:
             self._waker.close()
         self._servers = []

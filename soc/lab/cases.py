@@ -10,17 +10,22 @@ from enum import StrEnum
 from pathlib import Path
 
 from soc.lab.pki import LeafSpec
+from soc.lab.web import GOOD_HEADERS, Badge, HttpProfile, Redirect
 
 LAB_DOMAIN = "lab.soc.test"
 HOSTS_PER_BLOCK = 249
 """Portal addresses use .1 … .249 of each /24; .250 of the first one is the AIA server."""
 AIA_HOST_OCTET = 250
+REGISTRY_HOST_OCTET = 251
 
 MODERN_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+RISKY_LAB_PORTS = (3306, 6379)
+UNEXPECTED_LAB_PORT = 8081
 LEGACY_CIPHERS = "ECDHE+AES:@SECLEVEL=0"
 NULL_ANON_STATIC_RSA_CIPHERS = "ECDHE+AESGCM:NULL-SHA256:AECDH-AES128-SHA:AES128-GCM-SHA256:@SECLEVEL=0"
 DHE_CIPHERS = "DHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0"
-UNREACHABLE = frozenset({"tls.unreachable"})
+UNREACHABLE = frozenset({"tls.unreachable", "http.unreachable"})
+"""A portal that never completes a TLS handshake: neither TLS nor the homepage can be assessed."""
 
 
 class Behaviour(StrEnum):
@@ -43,6 +48,10 @@ class LabCase:
     port: int
     expected: frozenset[str]
     description: str
+    http_url: str | None = None
+    """The case's http:// listener (None when it has none)."""
+    slug: str = ""
+    """Registry slug of the case's trust label."""
 
     @property
     def url(self) -> str:
@@ -74,6 +83,7 @@ class CaseSpec:
     behaviour: Behaviour = Behaviour.TLS
     leaf: LeafSpec = field(default_factory=LeafSpec)
     tls: TLSProfile = field(default_factory=TLSProfile)
+    http: HttpProfile = field(default_factory=HttpProfile)
 
 
 def _tls(
@@ -82,9 +92,15 @@ def _tls(
     description: str,
     leaf: LeafSpec | None = None,
     tls: TLSProfile | None = None,
+    http: HttpProfile | None = None,
 ) -> CaseSpec:
-    """A TLS case; the leaf and the server settings default to the good portal's."""
-    return CaseSpec(name, frozenset(expected), description, Behaviour.TLS, leaf or LeafSpec(), tls or TLSProfile())
+    """A TLS case; the leaf, the server settings and the web behaviour default to the good portal's."""
+    return CaseSpec(name, frozenset(expected), description, Behaviour.TLS, leaf or LeafSpec(), tls or TLSProfile(),
+                    http or HttpProfile())
+
+
+def _without(*names: str) -> dict[str, str]:
+    return {k: v for k, v in GOOD_HEADERS.items() if k not in names}
 
 
 def _broken(name: str, behaviour: Behaviour, description: str) -> CaseSpec:
@@ -170,6 +186,41 @@ CASE_SPECS: tuple[CaseSpec, ...] = (
         "DHE key exchange with 1024-bit group",
         tls=TLSProfile(ciphers=DHE_CIPHERS, dh1024=True),
     ),
+    _tls("http_no_redirect", {"http.no_https_redirect"}, "http:// serves the page instead of redirecting",
+         http=HttpProfile(redirect=Redirect.NONE)),
+    _tls("http_redirect_metadata", {"http.no_https_redirect"},
+         "http:// redirects to the cloud metadata address (must be refused, not followed)",
+         http=HttpProfile(redirect=Redirect.METADATA)),
+    _tls("http_short_hsts", {"http.hsts.short_max_age"}, "HSTS max-age of one day",
+         http=HttpProfile(headers={**_without("Strict-Transport-Security"),
+                                   "Strict-Transport-Security": "max-age=86400"})),
+    _tls("http_bare",
+         {"http.hsts.missing", "http.header.csp_missing", "http.header.frame_options_missing",
+          "http.header.content_type_options_missing", "http.header.referrer_policy_missing",
+          "http.security_txt_missing"},
+         "No security headers and no security.txt",
+         http=HttpProfile(headers={"Server": "nginx"}, security_txt=False)),
+    _tls("http_server_version", {"http.server_version_disclosed"}, "Server and X-Powered-By reveal versions",
+         http=HttpProfile(headers={**_without("Server"), "Server": "Apache/2.4.41 (Ubuntu)",
+                                   "X-Powered-By": "PHP/7.4.3"})),
+    _tls("http_mixed_content", {"http.mixed_content"}, "HTTPS page loads a script and a stylesheet over http://",
+         http=HttpProfile(extra_body='<script src="http://cdn.lab.soc.test/app.js"></script>'
+                                     '<link rel="stylesheet" href="http://cdn.lab.soc.test/site.css">')),
+    _tls("label_missing", {"trustlabel.missing"}, "No Tín nhiệm mạng badge", http=HttpProfile(badge=Badge.NONE)),
+    _tls("label_other_domain", {"trustlabel.domain_mismatch"}, "Badge issued for another site",
+         http=HttpProfile(badge=Badge.OTHER)),
+    _tls("label_expired", {"trustlabel.expired"}, "Badge whose label the registry reports expired",
+         http=HttpProfile(badge=Badge.EXPIRED)),
+    _tls("label_revoked", {"trustlabel.revoked"}, "Badge whose label the registry reports revoked",
+         http=HttpProfile(badge=Badge.REVOKED)),
+    _tls("label_unlisted", {"trustlabel.unverified"}, "Badge the registry does not list",
+         http=HttpProfile(badge=Badge.UNLISTED)),
+    _tls("label_lazy", set(), "Valid badge, lazy-loaded image (data-src), protocol-relative link",
+         http=HttpProfile(badge=Badge.LAZY)),
+    _tls("label_script", set(), "Valid badge written by a script", http=HttpProfile(badge=Badge.SCRIPT)),
+    _tls("ports_exposed", {"ports.risky_open", "ports.unexpected_open"},
+         "MySQL and Redis open (risky) and an undeclared web port",
+         http=HttpProfile(open_ports=(*RISKY_LAB_PORTS, UNEXPECTED_LAB_PORT))),
     _broken("refused", Behaviour.REFUSED, "Nothing listening (connection refused)"),
     _broken("silent", Behaviour.SILENT, "Accepts TCP, never answers"),
     _broken("garbage", Behaviour.GARBAGE, "Answers with non-TLS bytes (SSH banner)"),
@@ -223,13 +274,19 @@ def aia_address(base_address: str) -> str:
     return f"{head}.{third}.{AIA_HOST_OCTET}"
 
 
+def registry_address(base_address: str) -> str:
+    """Address of the lab's trust-label registry (a registry-shaped HTTP server): base_address + "251"."""
+    head, third = _prefix(base_address)
+    return f"{head}.{third}.{REGISTRY_HOST_OCTET}"
+
+
 def _quoted(text: str) -> str:
     """A YAML double-quoted scalar (JSON strings are valid YAML)."""
     return json.dumps(text, ensure_ascii=False)
 
 
-def inventory_yaml(cases: list[LabCase], trust_store: Path) -> str:
-    """The lab's scan inventory: one agency, one portal per case, lab trust store and AIA network."""
+def inventory_yaml(cases: list[LabCase], trust_store: Path, registry_url: str | None = None) -> str:
+    """The lab's scan inventory: one agency, one portal per case, lab trust store, loopback allowed."""
     lines = [
         "agencies:",
         "  - id: lab",
@@ -243,10 +300,16 @@ def inventory_yaml(cases: list[LabCase], trust_store: Path) -> str:
             f"    address: {case.address}",
             f"    name: {_quoted(case.description)}",
         ]
+        if case.http_url:
+            lines.append(f"    http_url: {case.http_url}")
     lines += [
         "settings:",
         f"  trust_stores: [{_quoted(str(trust_store.resolve()))}]",
         "  expiry_warning_days: 30",
-        '  aia_allowed_networks: ["127.0.0.0/8"]',
+        '  allowed_networks: ["127.0.0.0/8"]',
+        "  trustlabel:",
+        f"    registry_url: {_quoted(registry_url) if registry_url else 'null'}",
+        "    min_interval_s: 0",
+        "    cache_hours: 0",
     ]
     return "\n".join(lines) + "\n"

@@ -9,7 +9,6 @@ and joins all threads against one deadline.
 from __future__ import annotations
 
 import contextlib
-import html
 import ipaddress
 import os
 import selectors
@@ -234,41 +233,27 @@ def server_context(profile: TLSProfile, files: LeafFiles, dh_params: Path | None
     return context
 
 
-def http_page(title: str, text: str) -> bytes:
-    """A complete small HTTP/1.1 200 response (Connection: close)."""
-    body = (
-        f"<html><head><title>{html.escape(title)}</title></head>"
-        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></body></html>"
-    ).encode()
-    head = (
-        "HTTP/1.1 200 OK\r\n"
-        "Content-Type: text/html; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode()
-    return head + body
-
-
-def _read_request(sock: socket.socket) -> bool:
-    """Read one HTTP request head (bounded in size, reads and time); True if it was complete."""
+def _read_request(sock: socket.socket) -> str | None:
+    """Read one HTTP request head (bounded in size, reads and time); its path, or None if incomplete."""
     end = time.monotonic() + REQUEST_TIMEOUT
     data = b""
     for _ in range(MAX_REQUEST_READS):
         remaining = end - time.monotonic()
         if remaining <= 0 or len(data) > MAX_REQUEST_BYTES:
-            return False
+            return None
         sock.settimeout(remaining)
         chunk = sock.recv(4096)
         if not chunk:
-            return False
+            return None
         data += chunk
         if b"\r\n\r\n" in data:
-            return True
-    return False
+            parts = data.split(b"\r\n", 1)[0].split()
+            return parts[1].decode("latin-1").split("?", 1)[0] if len(parts) >= 2 else "/"
+    return None
 
 
-def tls_handler(context: ssl.SSLContext, page: bytes) -> Handler:
-    """Handshake (5 s timeout), read one request, answer `page`, send close_notify."""
+def tls_handler(context: ssl.SSLContext, respond: Callable[[str], bytes]) -> Handler:
+    """Handshake (5 s timeout), read one request, answer it, send close_notify."""
 
     def handle(conn: Connection, stopping: threading.Event) -> None:
         """Serve one TLS connection."""
@@ -276,10 +261,23 @@ def tls_handler(context: ssl.SSLContext, page: bytes) -> Handler:
         tls = context.wrap_socket(conn.sock, server_side=True, do_handshake_on_connect=False)
         conn.sock = tls
         tls.do_handshake()
-        if _read_request(tls) and not stopping.is_set():
-            tls.sendall(page)
+        path = _read_request(tls)
+        if path is not None and not stopping.is_set():
+            tls.sendall(respond(path))
             tls.settimeout(0.5)
             tls.unwrap()
+
+    return handle
+
+
+def plain_http_handler(respond: Callable[[str], bytes]) -> Handler:
+    """Read one plain-HTTP request and answer it (the portals' http:// listeners)."""
+
+    def handle(conn: Connection, stopping: threading.Event) -> None:
+        """Serve one HTTP connection."""
+        path = _read_request(conn.sock)
+        if path is not None and not stopping.is_set():
+            conn.sock.sendall(respond(path))
 
     return handle
 

@@ -14,6 +14,7 @@ from soc.models import (
     FindingStatus,
     Observation,
     PortalChanges,
+    PortalScan,
     ScanRun,
     Severity,
     StoredFinding,
@@ -33,12 +34,14 @@ class Store(Protocol):
         portal_url: str,
         observations: Sequence[Observation],
         findings: Sequence[Finding],
+        assessment: PortalScan | None = None,
     ) -> PortalChanges:
         """Store one portal's observations and findings atomically and apply the lifecycle.
 
         Findings seen are opened (new), kept (still open) or reopened (were resolved).
-        When every observation is complete, the portal's earlier findings that were not seen
-        are resolved; an incomplete observation (unreachable, a probe failed) resolves nothing.
+        Each complete observation resolves the portal's earlier findings of its own collector's
+        checks that were not seen; an incomplete one (unreachable, a probe failed) resolves nothing.
+        The portal's assessment (grade, score), when given, is kept for the run.
         """
         ...
 
@@ -70,6 +73,10 @@ class Store(Protocol):
 
     def observations(self, run_id: str, portal_url: str | None = None) -> list[Observation]:
         """Raw observations kept for one run."""
+        ...
+
+    def portal_scans(self, run_id: str) -> list[PortalScan]:
+        """Every portal's assessment in one run."""
         ...
 
     def set_status(

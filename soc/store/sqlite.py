@@ -38,6 +38,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    or_,
     select,
     update,
 )
@@ -49,10 +50,12 @@ from soc.models import (
     FindingStatus,
     Observation,
     PortalChanges,
+    PortalScan,
     RunStatus,
     ScanRun,
     Severity,
     StoredFinding,
+    check_prefix,
     utcnow,
 )
 from soc.store.base import Store
@@ -166,6 +169,21 @@ finding_events = Table(
     Column("new_status", String(16), nullable=False),
     Column("note", Text(), nullable=True),
     Index("ix_finding_events_fingerprint", "fingerprint"),
+)
+
+portal_scans = Table(
+    "portal_scans",
+    metadata,
+    Column("run_id", String(32), ForeignKey("scan_runs.id"), primary_key=True),
+    Column("portal_url", Text(), primary_key=True),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Column("collectors", JSON(), nullable=False),
+    Column("tls_grade", String(4), nullable=True),
+    Column("grade_without_trust", String(4), nullable=True),
+    Column("score", Integer(), nullable=True),
+    Column("category_scores", JSON(), nullable=False),
+    Column("reasons", JSON(), nullable=False),
+    Index("ix_portal_scans_portal_url", "portal_url"),
 )
 
 _SEVERITY_RANK = case(
@@ -325,12 +343,14 @@ class SqliteStore(Store):
         portal_url: str,
         observations: Sequence[Observation],
         findings: Sequence[Finding],
+        assessment: PortalScan | None = None,
     ) -> PortalChanges:
         """Store one portal's observations and findings atomically and apply the lifecycle.
 
-        Findings seen are opened (new), kept (still open) or reopened (were resolved). When there
-        is at least one observation and all are complete, the portal's open, acknowledged or
-        risk-accepted findings not seen now are resolved; false positives are never auto-resolved.
+        Findings seen are opened (new), kept (still open) or reopened (were resolved). Each complete
+        observation resolves the portal's open, acknowledged or risk-accepted findings of its own
+        collector's checks that were not seen now (`COLLECTOR_CHECK_PREFIXES`); an incomplete one
+        resolves nothing; false positives are never auto-resolved.
         """
         _check_portal(portal_url, observations, findings)
         seen = {finding.fingerprint: finding for finding in findings}
@@ -340,8 +360,13 @@ class SqliteStore(Store):
             _require_run(conn, run_id)
             self._insert_observations(conn, run_id, observations)
             self._apply_sightings(conn, run_id, seen, now, changes)
-            if observations and all(observation.complete for observation in observations):
-                changes.resolved = self._resolve_unseen(conn, run_id, portal_url, set(seen), now)
+            prefixes = sorted({check_prefix(o.collector) for o in observations if o.complete})
+            if prefixes:
+                changes.resolved = self._resolve_unseen(conn, run_id, portal_url, set(seen), now, prefixes)
+            if assessment is not None:
+                row = assessment.model_dump(mode="python") | {"run_id": run_id, "portal_url": portal_url}
+                conn.execute(sqlite_insert(portal_scans).values(row).on_conflict_do_update(
+                    index_elements=["run_id", "portal_url"], set_=row))
             conn.execute(
                 update(scan_runs)
                 .where(scan_runs.c.id == run_id)
@@ -376,12 +401,13 @@ class SqliteStore(Store):
             conn.execute(sqlite_insert(run_findings).on_conflict_do_nothing(), rows)
 
     def _resolve_unseen(
-        self, conn: Connection, run_id: str, portal_url: str, seen: set[str], now: datetime
+        self, conn: Connection, run_id: str, portal_url: str, seen: set[str], now: datetime, prefixes: list[str]
     ) -> list[str]:
-        """Resolve the portal's auto-resolvable findings that a complete scan did not see."""
+        """Resolve the portal's auto-resolvable findings, of the given check-id prefixes, not seen now."""
         rows = conn.execute(
             select(findings.c.fingerprint, findings.c.status)
             .where(findings.c.portal_url == portal_url)
+            .where(or_(*(findings.c.check_id.startswith(prefix, autoescape=True) for prefix in prefixes)))
             .where(findings.c.status.in_([status.value for status in _AUTO_RESOLVABLE]))
             .where(findings.c.fingerprint.not_in(seen))
             .order_by(findings.c.check_id, findings.c.fingerprint)
@@ -511,6 +537,14 @@ class SqliteStore(Store):
         with self._engine.connect() as conn:
             rows = conn.execute(stmt).mappings().all()
         return [FindingEvent.model_validate(dict(row)) for row in rows]
+
+    def portal_scans(self, run_id: str) -> list[PortalScan]:
+        """Every portal's assessment in one run, by portal URL."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(portal_scans).where(portal_scans.c.run_id == run_id).order_by(portal_scans.c.portal_url)
+            ).mappings()
+            return [PortalScan.model_validate(dict(row)) for row in rows]
 
     def close(self) -> None:
         """Release connections."""

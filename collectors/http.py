@@ -1,0 +1,268 @@
+"""HTTP collector (httpx): the http:// → https:// redirect chain, the homepage, security.txt.
+
+Everything a portal sends is hostile input: redirects are followed by hand, a bounded number of
+hops, and only to the portal's own address or to public addresses (plus networks the inventory
+allows) — a redirect to 169.254.169.254 or 10.x is recorded, never followed. Bodies are capped,
+headers bounded, and any encoding is accepted (Vietnamese pages are often windows-1258 or UTF-8
+without a charset). TLS is not judged here (that is the TLS collector's job): certificates are not
+verified, but SNI and Host carry the portal's name while the connection goes to its address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import httpx
+from bs4 import BeautifulSoup, UnicodeDammit
+
+from collectors.trustlabel import extract_badges
+from soc.inventory import IPNetwork
+from soc.models import utcnow
+from soc.observations import HttpObservation, RedirectHop
+
+MAX_HEADERS = 100
+MAX_HEADER_VALUE = 1024
+MAX_TITLE = 300
+MAX_URL = 512
+MAX_MIXED = 50
+FALLBACK_ENCODINGS = ["utf-8", "windows-1258"]
+USER_AGENT = "Mozilla/5.0 (compatible; SOC-DongNai-scanner/0.1; +https://soc.dongnai.gov.vn)"
+
+
+class Refused(Exception):
+    """A URL the collector will not request (scheme, address policy)."""
+
+
+@dataclass(frozen=True)
+class HttpTarget:
+    """One portal to read."""
+
+    portal_url: str
+    host: str
+    address: str | None
+    http_url: str
+    """Where the redirect check starts (http://host/ unless the inventory says otherwise)."""
+
+
+@dataclass(frozen=True)
+class HttpScanConfig:
+    """Knobs of the HTTP collector."""
+
+    allowed_networks: Sequence[IPNetwork] = ()
+    timeout: float = 10.0
+    max_redirects: int = 5
+    max_body: int = 1024 * 1024
+    concurrent_portals: int = 16
+    connections_per_host: int = 5
+    """Politeness: at most this many of our HTTP connections to one address at once."""
+
+
+@dataclass
+class _Response:
+    url: str
+    status: int
+    headers: dict[str, list[str]]
+    body: bytes
+
+    @property
+    def location(self) -> str | None:
+        """The first Location header, if any."""
+        values = self.headers.get("location")
+        return values[0] if values else None
+
+
+def _bounded(text: str, limit: int = MAX_URL) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _headers(response: httpx.Response) -> dict[str, list[str]]:
+    headers: dict[str, list[str]] = {}
+    for name, value in response.headers.multi_items()[:MAX_HEADERS]:
+        headers.setdefault(name.lower(), []).append(_bounded(value, MAX_HEADER_VALUE))
+    return headers
+
+
+class HttpCollector:
+    """Reads portals over HTTP(S) under the address policy; one instance per scan run."""
+
+    def __init__(self, config: HttpScanConfig) -> None:
+        self.config = config
+        self._per_address: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+        self._client = httpx.Client(
+            verify=False, follow_redirects=False, trust_env=False, timeout=config.timeout,
+            headers={"User-Agent": USER_AGENT, "Accept": "text/html,*/*;q=0.5"},
+            limits=httpx.Limits(max_connections=config.concurrent_portals * 2, max_keepalive_connections=0),
+        )
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self._client.close()
+
+    def scan(self, targets: Sequence[HttpTarget]) -> Iterator[HttpObservation]:
+        """Yield one observation per target, in completion order."""
+        workers = max(1, min(self.config.concurrent_portals, len(targets)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http") as pool:
+            futures = [pool.submit(self.observe, target) for target in targets]
+            for future in as_completed(futures):
+                yield future.result()
+
+    def observe(self, target: HttpTarget) -> HttpObservation:
+        """Everything about one portal; failures are recorded, never raised."""
+        started = time.monotonic()
+        obs = HttpObservation(portal_url=target.portal_url, host=target.host, address=target.address,
+                              observed_at=utcnow(), start_url=target.http_url)
+        self._redirect_chain(target, obs)
+        self._homepage(target, obs)
+        self._security_txt(target, obs)
+        obs.duration_s = round(time.monotonic() - started, 3)
+        return obs
+
+    def _address_for(self, host: str, port: int, target: HttpTarget) -> str:
+        if host == target.host and target.address:
+            return target.address
+        try:
+            candidates = [ipaddress.ip_address(host)]
+        except ValueError:
+            try:
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except OSError as exc:
+                raise Refused(f"cannot resolve {host}: {exc}") from None
+            candidates = [ipaddress.ip_address(info[4][0]) for info in infos]
+        if host == target.host:
+            return str(candidates[0])  # the portal's own name: the inventory vouches for it
+        for address in candidates:
+            if address.is_global or any(address in network for network in self.config.allowed_networks):
+                return str(address)
+        raise Refused(f"{host} resolves to {candidates[0]}, outside the allowed addresses")
+
+    def _get(self, url: str, target: HttpTarget, max_body: int) -> _Response:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise Refused(f"not an http(s) URL: {_bounded(url, 200)}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        address = self._address_for(parts.hostname, port, target)
+        netloc = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        request_url = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+        extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+        host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+        with self._slot(address), self._client.stream(
+            "GET", request_url, headers={"Host": host_header}, extensions=extensions
+        ) as reply:
+            body = b""
+            for chunk in reply.iter_bytes():
+                body += chunk
+                if len(body) >= max_body:
+                    body = body[:max_body]
+                    break
+            return _Response(url=url, status=reply.status_code, headers=_headers(reply), body=body)
+
+    def _slot(self, address: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            if address not in self._per_address:
+                self._per_address[address] = threading.BoundedSemaphore(self.config.connections_per_host)
+            return self._per_address[address]
+
+    def _redirect_chain(self, target: HttpTarget, obs: HttpObservation) -> None:
+        url = target.http_url
+        for _hop in range(self.config.max_redirects + 1):
+            hop = RedirectHop(url=_bounded(url))
+            obs.redirects.append(hop)
+            if urlsplit(url).scheme == "https":
+                obs.reaches_https = True
+                return
+            try:
+                response = self._get(url, target, max_body=16384)
+            except Refused as exc:
+                hop.refused = str(exc)
+                obs.reaches_https = False  # redirected to an http:// URL we will not follow: not to https
+                return
+            except httpx.ConnectError as exc:
+                if url == target.http_url and "refused" in str(exc).lower():
+                    hop.refused = "no HTTP service (connection refused)"  # nothing to redirect: not a finding
+                    return
+                obs.redirect_error = _bounded(f"{type(exc).__name__}: {exc}", 300)
+                return
+            except httpx.HTTPError as exc:
+                obs.redirect_error = _bounded(f"{type(exc).__name__}: {exc}", 300)
+                return
+            hop.status = response.status
+            location = response.location
+            if not (300 <= response.status < 400 and location):
+                obs.reaches_https = False  # an http:// page answered instead of redirecting
+                return
+            hop.location = _bounded(location)
+            url = urljoin(url, location)
+        obs.redirects[-1].refused = f"more than {self.config.max_redirects} redirects"
+        obs.reaches_https = False
+
+    def _homepage(self, target: HttpTarget, obs: HttpObservation) -> None:
+        url = target.portal_url
+        try:
+            for _hop in range(self.config.max_redirects + 1):
+                response = self._get(url, target, self.config.max_body)
+                location = response.location
+                if not (300 <= response.status < 400 and location):
+                    break
+                url = urljoin(url, location)
+            else:
+                obs.error = f"more than {self.config.max_redirects} redirects from {_bounded(target.portal_url)}"
+                return
+        except Refused as exc:
+            obs.error = _bounded(f"redirect not followed: {exc}", 300)
+            return
+        except httpx.HTTPError as exc:
+            obs.error = _bounded(f"{type(exc).__name__}: {exc}", 300)
+            return
+        obs.final_url, obs.status, obs.headers = _bounded(url), response.status, response.headers
+        obs.body_bytes, obs.body_sha256 = len(response.body), hashlib.sha256(response.body).hexdigest()
+        self._read_page(response, obs)
+
+    def _read_page(self, response: _Response, obs: HttpObservation) -> None:
+        declared = [part.split("=", 1)[1].strip(" \"'") for value in response.headers.get("content-type", [])
+                    for part in value.split(";") if part.strip().lower().startswith("charset=")]
+        dammit = UnicodeDammit(response.body, known_definite_encodings=declared[:1],
+                               user_encodings=FALLBACK_ENCODINGS, is_html=True)
+        text = dammit.unicode_markup or response.body.decode("utf-8", errors="replace")
+        obs.charset = dammit.original_encoding
+        soup = BeautifulSoup(text, "html.parser")
+        if soup.title and soup.title.string:
+            obs.title = _bounded(" ".join(soup.title.string.split()), MAX_TITLE)
+        if urlsplit(response.url).scheme == "https":
+            obs.mixed_content = mixed_content(soup, response.url)
+        obs.badges = extract_badges(text, response.url)
+
+    def _security_txt(self, target: HttpTarget, obs: HttpObservation) -> None:
+        url = urljoin(target.portal_url, "/.well-known/security.txt")
+        try:
+            response = self._get(url, target, max_body=65536)
+        except (Refused, httpx.HTTPError) as exc:
+            obs.security_txt_error = _bounded(f"{type(exc).__name__}: {exc}", 300)
+            return
+        content_type = " ".join(response.headers.get("content-type", [])).lower()
+        obs.security_txt = (response.status == 200 and "text/plain" in content_type
+                            and b"contact:" in response.body.lower())
+
+
+def mixed_content(soup: BeautifulSoup, page_url: str) -> list[str]:
+    """http:// URLs of active content (scripts, stylesheets, frames) on an https page."""
+    found: list[str] = []
+    candidates = [(tag, "src") for tag in soup.find_all(["script", "iframe", "frame"])]
+    candidates += [(tag, "href") for tag in soup.find_all("link")
+                   if "stylesheet" in " ".join(tag.get_attribute_list("rel") or []).lower()]
+    for tag, attribute in candidates:
+        value = tag.get(attribute)
+        if not isinstance(value, str):
+            continue
+        absolute = urljoin(page_url, value.strip())
+        if absolute.lower().startswith("http://"):
+            found.append(_bounded(absolute))
+    return list(dict.fromkeys(found))[:MAX_MIXED]

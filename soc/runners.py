@@ -1,0 +1,158 @@
+"""How each collector is driven for a scan: targets from the inventory, configuration from settings.
+
+Each runner runs in its own thread, hands every observation to the pipeline with `scan.emit`
+and yields (collector, portal_url) for what it covered, so the pipeline can mark the rest failed
+if the runner dies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import timedelta
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from collectors.registry import TrustLabelRegistry
+
+from checks.trustlabel import label_slug
+from collectors.http import HttpCollector, HttpScanConfig, HttpTarget
+from collectors.ports import DEFAULT_PORTS, RISKY_PORTS, PortsScanConfig, PortsTarget, scan_ports
+from collectors.tls import TlsCollector, TlsScanConfig, TlsTarget
+from soc.inventory import Inventory, Portal
+from soc.models import utcnow
+from soc.observations import HttpObservation, LabelObservation
+from soc.settings import Settings
+
+if TYPE_CHECKING:
+    from soc.pipeline import ScanObserver, _Scan
+
+Runner = Callable[[], Iterator[tuple[str, str]]]
+
+
+def collector_runners(scan: _Scan, observer: ScanObserver | None) -> dict[str, Runner]:
+    """The runners the selected collectors need ('label' rides on the HTTP runner: it needs the homepage)."""
+    runners: dict[str, Runner] = {}
+    if "tls" in scan.only:
+        runners["tls"] = lambda: run_tls(scan)
+    if "http" in scan.only or "label" in scan.only:
+        runners["http"] = lambda: run_http(scan)
+    if "ports" in scan.only:
+        runners["ports"] = lambda: run_ports(scan)
+    return runners
+
+
+def tls_config(inventory: Inventory, settings: Settings, portals: list[Portal]) -> TlsScanConfig:
+    """TLS collector configuration from the process settings and the inventory's settings."""
+    return TlsScanConfig(
+        trust_stores=inventory.settings.trust_stores,
+        allowed_networks=inventory.settings.allowed_networks,
+        concurrent_portals=settings.concurrent_portals,
+        connections_per_host=settings.connections_per_host,
+        network_timeout=settings.network_timeout,
+        network_retries=settings.network_retries,
+        probe_timeout=settings.probe_timeout,
+        aia_timeout=settings.aia_timeout,
+        aia_max_bytes=settings.aia_max_bytes,
+    )
+
+
+def run_tls(scan: _Scan) -> Iterator[tuple[str, str]]:
+    """Drive the TLS collector."""
+    portals = list(scan.portals.values())
+    targets = [TlsTarget(p.url, p.host, p.port, str(p.address) if p.address else None) for p in portals]
+    collector = TlsCollector(tls_config(scan.inventory, scan.settings, portals))
+    try:
+        for obs in collector.scan(targets, lambda event, target: scan.emit("__event__", target.portal_url, event)):
+            scan.emit("tls", obs.portal_url, obs)
+            yield "tls", obs.portal_url
+    finally:
+        collector.close()
+
+
+def registry_for(inventory: Inventory, settings: Settings) -> TrustLabelRegistry:
+    """The trust-label registry client: the SOC's snapshot first, then the registry's detail pages."""
+    label = inventory.settings.trustlabel
+    return TrustLabelRegistry(
+        snapshot=label.snapshot,
+        base_url=label.registry_url,
+        timeout=settings.registry_timeout,
+        min_interval=label.min_interval_s,
+        cache_ttl=timedelta(hours=label.cache_hours),
+        cache_path=settings.db.parent / "trustlabel-cache.json",
+    )
+
+
+def label_observation(obs: HttpObservation, registry: TrustLabelRegistry) -> LabelObservation:
+    """The trust-label evidence of one portal: its homepage badges and the registry's word."""
+    page_read = obs.error is None
+    status = registry.lookup(obs.host, label_slug(obs.badges, obs.host)) if page_read else None
+    return LabelObservation(portal_url=obs.portal_url, host=obs.host, observed_at=utcnow(), page_read=page_read,
+                            badges=obs.badges, registry=status)
+
+
+def run_http(scan: _Scan) -> Iterator[tuple[str, str]]:
+    """Drive the HTTP collector and, when selected, the trust-label lookups that need its homepage."""
+    settings = scan.settings
+    config = HttpScanConfig(
+        allowed_networks=scan.inventory.settings.allowed_networks, timeout=settings.http_timeout,
+        max_redirects=settings.http_max_redirects, max_body=settings.http_max_body,
+        concurrent_portals=settings.concurrent_portals, connections_per_host=settings.connections_per_host,
+    )
+    targets = [HttpTarget(p.url, p.host, str(p.address) if p.address else None, p.redirect_start)
+               for p in scan.portals.values()]
+    collector = HttpCollector(config)
+    registry = registry_for(scan.inventory, settings) if "label" in scan.only else None
+    try:
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="label") as pool:
+            lookups = []
+            for obs in collector.scan(targets):
+                if "http" in scan.only:
+                    scan.emit("http", obs.portal_url, obs)
+                    yield "http", obs.portal_url
+                if registry is not None:
+                    lookups.append(pool.submit(label_observation, obs, registry))
+            for future in as_completed(lookups):
+                label = future.result()
+                scan.emit("label", label.portal_url, label)
+                yield "label", label.portal_url
+    finally:
+        collector.close()
+        if registry is not None:
+            registry.close()
+
+
+def http_port(portal: Portal) -> int:
+    """The TCP port of the portal's http:// URL."""
+    return urlsplit(portal.redirect_start).port or 80
+
+
+def expected_ports(portal: Portal) -> set[int]:
+    """Ports meant to be open: the declared ones plus the portal's own HTTPS and HTTP ports."""
+    return set(portal.expected_ports) | {portal.port, http_port(portal)}
+
+
+def risky_ports(inventory: Inventory) -> dict[int, str]:
+    """Built-in risky ports plus the inventory's extra ones."""
+    return {**RISKY_PORTS, **inventory.settings.ports.extra_risky}
+
+
+def run_ports(scan: _Scan) -> Iterator[tuple[str, str]]:
+    """Drive the ports collector over each portal's address (resolved once)."""
+    from soc.pipeline import _failed, resolve_address
+
+    settings, inventory = scan.settings, scan.inventory
+    ports = inventory.settings.ports.scan or sorted(set(DEFAULT_PORTS) | set(risky_ports(inventory)))
+    targets = []
+    for portal in scan.portals.values():
+        address = resolve_address(portal)
+        if address is None:
+            scan.emit("ports", portal.url, _failed("ports", portal.url, f"cannot resolve {portal.host}"))
+            yield "ports", portal.url
+            continue
+        targets.append(PortsTarget(portal.url, address))
+    config = PortsScanConfig(ports=ports, host_timeout_s=settings.ports_host_timeout,
+                             max_parallel_hosts=settings.concurrent_portals)
+    for obs in scan_ports(targets, config):
+        scan.emit("ports", obs.portal_url, obs)
+        yield "ports", obs.portal_url
