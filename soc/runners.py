@@ -13,11 +13,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from collectors.registry import TrustLabelRegistry
-
 from checks.trustlabel import label_slug
 from collectors.http import HttpCollector, HttpScanConfig, HttpTarget
 from collectors.ports import DEFAULT_PORTS, RISKY_PORTS, PortsScanConfig, PortsTarget, scan_ports
+from collectors.registry import TrustLabelRegistry
 from collectors.tls import TlsCollector, TlsScanConfig, TlsTarget
 from soc.inventory import Inventory, Portal
 from soc.models import utcnow

@@ -221,7 +221,9 @@ def test_grades_follow_the_rubric(lab: PortalLab, first_scan: tuple[Path, Any]) 
     assert portals[lab.case("refused").url]["score"] is None
 
 
-def test_redirect_to_a_non_public_address_is_recorded_not_followed(lab: PortalLab, first_scan: tuple[Path, Any]) -> None:
+def test_redirect_to_a_non_public_address_is_recorded_not_followed(
+    lab: PortalLab, first_scan: tuple[Path, Any]
+) -> None:
     db = first_scan[0]
     url = lab.case("http_redirect_metadata").url
     raw = sqlite3.connect(db).execute(
