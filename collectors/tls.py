@@ -13,6 +13,7 @@ import socket
 import ssl
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -157,6 +158,16 @@ def _probe_handshake(sock: socket.socket, target: TlsTarget, result: _Probe) -> 
         # other handshake failures: left to sslyze
 
 
+def per_server_limit(probes: Sequence[_Probe], per_address: int) -> int:
+    """sslyze's per-server connection limit so that no address gets more than `per_address` at once.
+
+    sslyze limits connections per scan request; portals sharing one address (virtual hosts) would
+    multiply that, so the limit is divided by the largest number of portals on one address.
+    """
+    sharing = Counter(p.address for p in probes)
+    return max(1, per_address // max(sharing.values(), default=1))
+
+
 def _connectivity_error(trace: TracebackException | None) -> tuple[Unreachable, str]:
     name = trace.exc_type.__name__ if trace is not None and trace.exc_type is not None else "unknown"
     text = _short(f"{name}: {''.join(trace.format_exception_only()).strip()}") if trace else name
@@ -266,7 +277,7 @@ class TlsCollector:
             requests[str(request.uuid)] = item
             scan_requests.append(request)
         scanner = sslyze.Scanner(
-            per_server_concurrent_connections_limit=self.config.connections_per_host,
+            per_server_concurrent_connections_limit=per_server_limit(probes, self.config.connections_per_host),
             concurrent_server_scans_limit=self.config.concurrent_portals,
         )
         scanner.queue_scans(scan_requests)

@@ -144,3 +144,14 @@ def test_certificate_text_fields_are_bounded() -> None:
 def test_probe_classifies_a_refused_port_quickly() -> None:
     result = probe(TlsTarget("https://x.test:9/", "x.test", 9, "127.0.30.2"), timeout=2)
     assert result.unreachable is Unreachable.REFUSED
+
+
+def test_sslyze_connection_limit_is_shared_by_portals_on_one_address() -> None:
+    from collectors.tls import _Probe, per_server_limit
+
+    def on(address: str) -> _Probe:
+        return _Probe(TlsTarget("https://x/", "x", 443, address), address=address)
+
+    assert per_server_limit([on("127.0.0.1"), on("127.0.0.2")], 5) == 5
+    assert per_server_limit([on("127.0.0.1"), on("127.0.0.1"), on("127.0.0.2")], 5) == 2
+    assert per_server_limit([on("127.0.0.1")] * 9, 5) == 1
