@@ -35,7 +35,9 @@ app = typer.Typer(
 inventory_app = typer.Typer(help="Danh mục cổng thông tin / Portal inventory.", no_args_is_help=True)
 app.add_typer(inventory_app, name="inventory")
 
-console = Console()
+PIPE_WIDTH = 140
+"""Width used when the output is not a terminal (logs, CI): Rich would otherwise assume 80."""
+console = Console() if sys.stdout.isatty() else Console(width=PIPE_WIDTH)
 errors = Console(stderr=True)
 
 DbOption = Annotated[Path | None, typer.Option("--db", help="Store file (default: $SOC_DB or .soc/soc.db).")]

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from soc.diff import RunDiff
 from soc.inventory import Portal
-from soc.models import ScanRun, Severity, StoredFinding
+from soc.models import Finding, ScanRun, Severity, StoredFinding
 from soc.pipeline import PortalResult, ScanReport
 
 SEVERITY_STYLE = {
@@ -80,33 +80,40 @@ class ProgressDisplay:
         self._progress.advance(self._overall)
 
 
+def _portal_label(url: str) -> str:
+    """A portal URL as shown in narrow tables: without the scheme and the trailing slash."""
+    return escape(url.removeprefix("https://").rstrip("/"))
+
+
+def _severity_counts(findings: Sequence[Finding]) -> str:
+    counts = {s: 0 for s in Severity}
+    for finding in findings:
+        counts[finding.severity] += 1
+    return " ".join(f"[{SEVERITY_STYLE[s]}]{s.value[0].upper()}{n}[/]" for s, n in counts.items() if n) or "—"
+
+
 def summary_table(report: ScanReport) -> Table:
     """Per-portal summary: TLS grade, score, findings by severity, changes since the last scan."""
     table = Table(title=f"Kết quả quét / Scan results — {report.run.id[:8]} ({report.run.status.value})")
-    table.add_column("Cổng / Portal", overflow="fold")
-    table.add_column("TLS")
+    table.add_column("Cổng / Portal", no_wrap=True, overflow="ellipsis", max_width=48)
+    table.add_column("TLS", no_wrap=True)
     table.add_column("Điểm\nScore", justify="right")
-    for severity in Severity:
-        table.add_column(severity.value[:4], justify="right", style=SEVERITY_STYLE[severity])
+    table.add_column("Phát hiện\nFindings", no_wrap=True)
     table.add_column("Mới\nNew", justify="right")
     table.add_column("Còn\nOpen", justify="right")
-    table.add_column("Hết\nResolved", justify="right")
+    table.add_column("Hết\nGone", justify="right")
     for result in report.portals:
-        counts = {s: 0 for s in Severity}
-        for finding in result.findings:
-            counts[finding.severity] += 1
-        scan = result.assessment
+        scan, changes = result.assessment, result.changes
         grade = scan.tls_grade or "—"
         if scan.grade_without_trust:
             grade += f" ({scan.grade_without_trust})"
-        changes = result.changes
-        table.add_row(escape(result.portal.url), grade, str(scan.score if scan.score is not None else "—"),
-                      *(str(counts[s] or "") for s in Severity),
-                      str(len(changes.new) + len(changes.reopened) or ""), str(len(changes.still_open) or ""),
-                      str(len(changes.resolved) or ""))
+        table.add_row(_portal_label(result.portal.url), grade, str(scan.score if scan.score is not None else "—"),
+                      _severity_counts(result.findings), str(len(changes.new) + len(changes.reopened) or ""),
+                      str(len(changes.still_open) or ""), str(len(changes.resolved) or ""))
     totals = report.totals()
     table.caption = (f"Tổng / Total: {totals['new'] + totals['reopened']} mới / new, {totals['still_open']} còn / "
-                     f"still open, {totals['resolved']} đã khắc phục / resolved")
+                     f"still open, {totals['resolved']} đã khắc phục / resolved — "
+                     "C/H/M/L/I = critical/high/medium/low/info")
     return table
 
 
