@@ -50,13 +50,15 @@ def spec(check_id: str) -> CheckSpec:
         raise KeyError(f"check id {check_id!r} is not in {CATALOGUE_PATH.name}") from None
 
 
-def make_finding(portal_url: str, check_id: str, evidence: str, detail: str = "") -> Finding:
-    """A finding whose severity and texts come from the catalogue."""
+def make_finding(
+    portal_url: str, check_id: str, evidence: str, detail: str = "", severity: Severity | None = None
+) -> Finding:
+    """A finding whose texts come from the catalogue; its severity too unless the check escalates it."""
     entry = spec(check_id)
     return Finding(
         portal_url=portal_url,
         check_id=check_id,
-        severity=entry.severity,
+        severity=severity or entry.severity,
         title_vi=entry.title.vi,
         title_en=entry.title.en,
         evidence=evidence,

@@ -121,8 +121,8 @@ def portal_score(grade: Grade, findings: Sequence[Finding], assessed: Sequence[s
             if grade.tls_grade is not None:
                 scores["tls"] = rules.grade_points[grade.tls_grade]
             continue
-        prefix = COLLECTOR_CHECK_PREFIXES[collector]
-        penalty = sum(rules.severity_penalty[f.severity] for f in findings if f.check_id.startswith(prefix))
+        prefixes = COLLECTOR_CHECK_PREFIXES[collector]
+        penalty = sum(rules.severity_penalty[f.severity] for f in findings if f.check_id.startswith(prefixes))
         scores[collector] = max(0, 100 - penalty)
     total_weight = sum(rules.weights[c] for c in scores)
     score = round(sum(rules.weights[c] * s for c, s in scores.items()) / total_weight) if total_weight else None

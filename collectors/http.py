@@ -15,6 +15,8 @@ import ipaddress
 import socket
 import threading
 import time
+import unicodedata
+import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 from bs4 import BeautifulSoup, UnicodeDammit
+from bs4.dammit import EncodingDetector
 
 from collectors.trustlabel import extract_badges
 from soc.inventory import IPNetwork
@@ -33,6 +36,8 @@ MAX_HEADER_VALUE = 1024
 MAX_TITLE = 300
 MAX_URL = 512
 MAX_MIXED = 50
+REQUEST_BUDGET = 2
+"""A whole request (headers and body) may take at most this many times the per-read timeout."""
 FALLBACK_ENCODINGS = ["utf-8", "windows-1258"]
 USER_AGENT = "Mozilla/5.0 (compatible; SOC-DongNai-scanner/0.1; +https://soc.dongnai.gov.vn)"
 
@@ -99,7 +104,8 @@ class HttpCollector:
         self._lock = threading.Lock()
         self._client = httpx.Client(
             verify=False, follow_redirects=False, trust_env=False, timeout=config.timeout,
-            headers={"User-Agent": USER_AGENT, "Accept": "text/html,*/*;q=0.5"},
+            # identity: a compressed body could unpack far beyond max_body before the cap applies
+            headers={"User-Agent": USER_AGENT, "Accept": "text/html,*/*;q=0.5", "Accept-Encoding": "identity"},
             limits=httpx.Limits(max_connections=config.concurrent_portals * 2, max_keepalive_connections=0),
         )
 
@@ -148,7 +154,10 @@ class HttpCollector:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise Refused(f"not an http(s) URL: {_bounded(url, 200)}")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:  # e.g. a Location with port 99999
+            raise Refused(f"bad URL {_bounded(url, 200)}: {exc}") from None
         address = self._address_for(parts.hostname, port, target)
         netloc = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
         request_url = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
@@ -157,12 +166,7 @@ class HttpCollector:
         with self._slot(address), self._client.stream(
             "GET", request_url, headers={"Host": host_header}, extensions=extensions
         ) as reply:
-            body = b""
-            for chunk in reply.iter_bytes():
-                body += chunk
-                if len(body) >= max_body:
-                    body = body[:max_body]
-                    break
+            body = _read_body(reply, max_body, time.monotonic() + REQUEST_BUDGET * self.config.timeout)
             return _Response(url=url, status=reply.status_code, headers=_headers(reply), body=body)
 
     def _slot(self, address: str) -> threading.BoundedSemaphore:
@@ -200,7 +204,7 @@ class HttpCollector:
                 obs.reaches_https = False  # an http:// page answered instead of redirecting
                 return
             hop.location = _bounded(location)
-            url = urljoin(url, location)
+            url = _join(url, location)
         obs.redirects[-1].refused = f"more than {self.config.max_redirects} redirects"
         obs.reaches_https = False
 
@@ -212,7 +216,7 @@ class HttpCollector:
                 location = response.location
                 if not (300 <= response.status < 400 and location):
                     break
-                url = urljoin(url, location)
+                url = _join(url, location)
             else:
                 obs.error = f"more than {self.config.max_redirects} redirects from {_bounded(target.portal_url)}"
                 return
@@ -227,15 +231,11 @@ class HttpCollector:
         self._read_page(response, obs)
 
     def _read_page(self, response: _Response, obs: HttpObservation) -> None:
-        declared = [part.split("=", 1)[1].strip(" \"'") for value in response.headers.get("content-type", [])
-                    for part in value.split(";") if part.strip().lower().startswith("charset=")]
-        dammit = UnicodeDammit(response.body, known_definite_encodings=declared[:1],
-                               user_encodings=FALLBACK_ENCODINGS, is_html=True)
-        text = dammit.unicode_markup or response.body.decode("utf-8", errors="replace")
-        obs.charset = dammit.original_encoding
+        text, obs.charset = decode_page(response.body, response.headers.get("content-type", []))
         soup = BeautifulSoup(text, "html.parser")
         if soup.title and soup.title.string:
-            obs.title = _bounded(" ".join(soup.title.string.split()), MAX_TITLE)
+            title = unicodedata.normalize("NFC", " ".join(soup.title.string.split()))
+            obs.title = _bounded(title, MAX_TITLE)
         if urlsplit(response.url).scheme == "https":
             obs.mixed_content = mixed_content(soup, response.url)
         obs.badges = extract_badges(text, response.url)
@@ -250,6 +250,53 @@ class HttpCollector:
         content_type = " ".join(response.headers.get("content-type", [])).lower()
         obs.security_txt = (response.status == 200 and "text/plain" in content_type
                             and b"contact:" in response.body.lower())
+
+
+def _read_body(reply: httpx.Response, max_body: int, deadline: float) -> bytes:
+    """At most `max_body` decoded bytes, by `deadline` — decompressing no further than the cap.
+
+    httpx would inflate each network read whole (a 32 kB gzip can become 64 MiB in memory), so the
+    raw stream is read and gzip/deflate are inflated here with a bounded output.
+    """
+    encoding = reply.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "", "gzip", "x-gzip", "deflate"):
+        raise httpx.DecodingError(f"unsupported Content-Encoding {encoding[:40]!r}")
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32) if encoding not in ("identity", "") else None
+    body = bytearray()
+    for raw in reply.iter_raw():
+        data = raw
+        while data and len(body) < max_body:
+            if inflater is None:
+                body += data[: max_body - len(body)]
+                break
+            try:
+                body += inflater.decompress(data, max_body - len(body))
+            except zlib.error as exc:
+                raise httpx.DecodingError(f"bad {encoding} body: {exc}") from None
+            data = inflater.unconsumed_tail
+        if len(body) >= max_body:
+            break
+        if time.monotonic() > deadline:  # a trickling server: httpx's timeout is per read
+            raise httpx.ReadTimeout("body not received in time")
+    return bytes(body)
+
+
+def _join(base: str, location: str) -> str:
+    try:
+        return urljoin(base, location)
+    except ValueError as exc:
+        raise Refused(f"bad redirect target {_bounded(location, 200)}: {exc}") from None
+
+
+def decode_page(body: bytes, content_types: Sequence[str]) -> tuple[str, str | None]:
+    """Text of a page and the encoding used: the header's charset, else the page's own declaration,
+    else UTF-8 or windows-1258 (Vietnamese pages often declare nothing)."""
+    declared = [part.split("=", 1)[1].strip(" \"'") for value in content_types
+                for part in value.split(";") if part.strip().lower().startswith("charset=")]
+    in_page = EncodingDetector.find_declared_encoding(body[:65536], is_html=True)
+    definite = [e for e in [*declared[:1], in_page] if e]
+    dammit = UnicodeDammit(body, known_definite_encodings=definite, user_encodings=FALLBACK_ENCODINGS, is_html=True)
+    return dammit.unicode_markup or body.decode("utf-8", errors="replace"), dammit.original_encoding
 
 
 def mixed_content(soup: BeautifulSoup, page_url: str) -> list[str]:

@@ -52,18 +52,19 @@ class RunStatus(StrEnum):
     INCOMPLETE = "incomplete"
 
 
-COLLECTOR_CHECK_PREFIXES: dict[str, str] = {
-    "tls": "tls.",
-    "http": "http.",
-    "label": "trustlabel.",
-    "ports": "ports.",
+COLLECTOR_CHECK_PREFIXES: dict[str, tuple[str, ...]] = {
+    "tls": ("tls.",),
+    "http": ("http.",),
+    "label": ("trustlabel.",),
+    "ports": ("ports.",),
+    "compliance": ("approval.", "malware."),
 }
 """Which check ids each collector's observation is evidence for: a complete observation of a
 collector resolves that collector's unseen findings, and nothing else."""
 
 
-def check_prefix(collector: str) -> str:
-    """The check-id prefix a collector's observations speak for; ValueError for an unknown collector."""
+def check_prefixes(collector: str) -> tuple[str, ...]:
+    """The check-id prefixes a collector's observations speak for; ValueError for an unknown collector."""
     try:
         return COLLECTOR_CHECK_PREFIXES[collector]
     except KeyError:
@@ -160,6 +161,8 @@ class PortalScan(BaseModel):
     score: int | None = None
     category_scores: dict[str, int] = Field(default_factory=dict)
     reasons: list[str] = Field(default_factory=list)
+    label_valid: bool | None = None
+    """The trust label was verified valid (None: not assessed in this run)."""
 
     @property
     def complete(self) -> bool:

@@ -173,7 +173,7 @@ class HttpObservation(BaseModel):
     redirects: list[RedirectHop] = Field(default_factory=list)
     redirect_error: str | None = None
     reaches_https: bool | None = None
-    """The http:// URL ends (within the hop limit) on an https:// page of the portal's host."""
+    """The http:// chain leads (within the hop limit) to an https:// URL; None when there is no HTTP service."""
     final_url: str | None = None
     status: int | None = None
     headers: dict[str, list[str]] = Field(default_factory=dict)

@@ -254,6 +254,14 @@ def _evaluate(work: _Work, collector: str, typed: BaseModel | None, inventory: I
         work.findings += evaluate_ports(typed, expected_ports(work.portal), risky_ports(inventory))  # type: ignore[arg-type]
 
 
+def _label_valid(work: _Work) -> bool | None:
+    """Trust label verified valid: a complete label observation and no trust-label finding."""
+    label = work.observations.get("label")
+    if label is None or not label.complete:
+        return None
+    return not any(f.check_id.startswith("trustlabel.") for f in work.findings)
+
+
 def _assess(run_id: str, work: _Work, only: tuple[str, ...]) -> tuple[list[Finding], PortalScan]:
     grade = tls_grade(work.findings, work.tls_assessed, work.hsts)
     assessed = [c for c in only if work.observations.get(c) is not None and work.observations[c].complete]
@@ -262,7 +270,7 @@ def _assess(run_id: str, work: _Work, only: tuple[str, ...]) -> tuple[list[Findi
         run_id=run_id, portal_url=work.portal.url, recorded_at=utcnow(),
         collectors={c: work.observations[c].complete for c in only if c in work.observations},
         tls_grade=grade.tls_grade, grade_without_trust=grade.grade_without_trust, score=grade.score,
-        category_scores=grade.category_scores, reasons=grade.reasons,
+        category_scores=grade.category_scores, reasons=grade.reasons, label_valid=_label_valid(work),
     )
     return annotate_evidence(work.findings), scan
 

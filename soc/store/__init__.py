@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from soc.store import register  # noqa: F401 - registers the register's tables in the shared metadata
 from soc.store.base import Store
 from soc.store.sqlite import SqliteStore
 

@@ -7,6 +7,7 @@ same questions later, so keep it small and shaped by the questions, not by SQL.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from soc.models import (
@@ -77,6 +78,10 @@ class Store(Protocol):
 
     def portal_scans(self, run_id: str) -> list[PortalScan]:
         """Every portal's assessment in one run."""
+        ...
+
+    def portal_scans_between(self, start: datetime, end: datetime) -> list[PortalScan]:
+        """Every portal assessment recorded in [start, end], oldest first."""
         ...
 
     def set_status(

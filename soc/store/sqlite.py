@@ -55,7 +55,7 @@ from soc.models import (
     ScanRun,
     Severity,
     StoredFinding,
-    check_prefix,
+    check_prefixes,
     utcnow,
 )
 from soc.store.base import Store
@@ -183,7 +183,9 @@ portal_scans = Table(
     Column("score", Integer(), nullable=True),
     Column("category_scores", JSON(), nullable=False),
     Column("reasons", JSON(), nullable=False),
+    Column("label_valid", Boolean(), nullable=True),
     Index("ix_portal_scans_portal_url", "portal_url"),
+    Index("ix_portal_scans_recorded_at", "recorded_at"),
 )
 
 _SEVERITY_RANK = case(
@@ -300,6 +302,16 @@ class SqliteStore(Store):
         self._writer = self._engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
         self._migrate()
 
+    @property
+    def engine(self) -> Engine:
+        """The engine for reads (shared with the register on the same file)."""
+        return self._engine
+
+    @property
+    def writer(self) -> Engine:
+        """The engine for writes: transactions begin IMMEDIATE, so concurrent writers wait instead of failing."""
+        return self._writer
+
     def __enter__(self) -> SqliteStore:
         """Use the store as a context manager that closes it on exit."""
         return self
@@ -360,7 +372,7 @@ class SqliteStore(Store):
             _require_run(conn, run_id)
             self._insert_observations(conn, run_id, observations)
             self._apply_sightings(conn, run_id, seen, now, changes)
-            prefixes = sorted({check_prefix(o.collector) for o in observations if o.complete})
+            prefixes = sorted({p for o in observations if o.complete for p in check_prefixes(o.collector)})
             if prefixes:
                 changes.resolved = self._resolve_unseen(conn, run_id, portal_url, set(seen), now, prefixes)
             if assessment is not None:
@@ -543,6 +555,16 @@ class SqliteStore(Store):
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(portal_scans).where(portal_scans.c.run_id == run_id).order_by(portal_scans.c.portal_url)
+            ).mappings()
+            return [PortalScan.model_validate(dict(row)) for row in rows]
+
+    def portal_scans_between(self, start: datetime, end: datetime) -> list[PortalScan]:
+        """Every portal assessment recorded in [start, end], oldest first (for KPIs over a window)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(portal_scans)
+                .where(portal_scans.c.recorded_at >= start, portal_scans.c.recorded_at <= end)
+                .order_by(portal_scans.c.recorded_at)
             ).mappings()
             return [PortalScan.model_validate(dict(row)) for row in rows]
 

@@ -31,13 +31,16 @@ def upgrade() -> None:
         sa.Column("score", sa.Integer(), nullable=True),
         sa.Column("category_scores", sa.JSON(), nullable=False),
         sa.Column("reasons", sa.JSON(), nullable=False),
+        sa.Column("label_valid", sa.Boolean(), nullable=True),
         sa.ForeignKeyConstraint(["run_id"], ["scan_runs.id"], name="fk_portal_scans_run_id_scan_runs"),
         sa.PrimaryKeyConstraint("run_id", "portal_url", name="pk_portal_scans"),
     )
     op.create_index("ix_portal_scans_portal_url", "portal_scans", ["portal_url"])
+    op.create_index("ix_portal_scans_recorded_at", "portal_scans", ["recorded_at"])
 
 
 def downgrade() -> None:
     """Drop `portal_scans`."""
+    op.drop_index("ix_portal_scans_recorded_at", table_name="portal_scans")
     op.drop_index("ix_portal_scans_portal_url", table_name="portal_scans")
     op.drop_table("portal_scans")

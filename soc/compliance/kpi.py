@@ -1,0 +1,269 @@
+"""The plan's KPIs for a date, for the province and each agency — exact counts you can drill into.
+
+Every KPI is numerator / denominator with the members of each side listed; comparisons with the
+target use integer arithmetic (no rounding before the end: "> 80%" means 100·n > 80·d). Figures for a
+past date use the register as it stood at the end of that day (Asia/Ho_Chi_Minh), the portal scans
+of the 30 days before it, and the rule set in force on it.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from checks.catalogue import Text
+from soc.compliance.models import ApprovalStatus, CoverageRecord, RequirementStatus, SystemRecord
+from soc.compliance.rules import ruleset_for
+from soc.inventory import Inventory
+from soc.models import PortalScan
+
+LOCAL_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+ASSESSMENT_WINDOW = timedelta(days=30)
+TARGETS_PATH = Path(__file__).with_name("targets.yaml")
+PROVINCE = "province"
+
+
+class TargetSpec(BaseModel):
+    """One target of the plan."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    kind: Literal["rate", "count"]
+    op: Literal[">", ">="]
+    percent: int | None = None
+    count: int | None = None
+    title: Text
+
+    def met(self, numerator: int, denominator: int) -> bool | None:
+        """Exact comparison; None when there is nothing to measure."""
+        if self.kind == "count":
+            return numerator >= (self.count or 0) if self.op == ">=" else numerator > (self.count or 0)
+        if denominator == 0:
+            return None
+        left, right = 100 * numerator, (self.percent or 0) * denominator
+        return left > right if self.op == ">" else left >= right
+
+    @property
+    def label(self) -> str:
+        """'> 80%' or '≥ 1'."""
+        op = ">" if self.op == ">" else "≥"
+        return f"{op} {self.percent}%" if self.kind == "rate" else f"{op} {self.count}"
+
+
+class Plan(BaseModel):
+    """A plan's targets with its validity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    plan: Text
+    valid_from: date
+    valid_to: date | None = None
+    targets: list[TargetSpec]
+
+
+class Kpi(BaseModel):
+    """One target measured for one scope (the province or an agency) on one date."""
+
+    id: str
+    title_vi: str
+    title_en: str
+    kind: str
+    target: str
+    numerator: int
+    denominator: int
+    percent: float | None
+    """numerator/denominator as a percentage, rounded to 2 decimals only here, at the end."""
+    status: Literal["met", "not_met", "no_data"]
+    previous_percent: float | None = None
+    change: float | None = None
+    """Percentage points (or count) since the same day of the previous month."""
+    included: list[str] = Field(default_factory=list)
+    """Members counted in the numerator (system ids, portal URLs, agency ids)."""
+    excluded: list[str] = Field(default_factory=list)
+    """Members of the denominator not in the numerator."""
+
+
+class Scope(BaseModel):
+    """The KPIs of the province or of one agency."""
+
+    id: str
+    name: str
+    kpis: list[Kpi]
+
+
+class ComplianceReport(BaseModel):
+    """Everything `soc compliance` shows for one date."""
+
+    as_of: date
+    ruleset: dict[str, Any]
+    plan: str
+    province: Scope
+    agencies: list[Scope]
+
+    def to_json(self) -> dict[str, Any]:
+        """Documented JSON shape (docs/compliance.md)."""
+        return {"schema": "soc.compliance/1", **self.model_dump(mode="json")}
+
+
+@cache
+def plans() -> tuple[Plan, ...]:
+    """The plans' targets (targets.yaml)."""
+    return tuple(Plan.model_validate(item) for item in yaml.safe_load(TARGETS_PATH.read_text(encoding="utf-8")))
+
+
+def plan_for(day: date) -> Plan:
+    """The plan in force on `day`."""
+    for plan in plans():
+        if plan.valid_from <= day and (plan.valid_to is None or day < plan.valid_to):
+            return plan
+    raise ValueError(f"no plan with targets in force on {day.isoformat()} ({TARGETS_PATH.name})")
+
+
+def end_of_day(day: date) -> datetime:
+    """The last instant of a local (Asia/Ho_Chi_Minh) day, as an aware datetime."""
+    return datetime.combine(day + timedelta(days=1), time(), LOCAL_ZONE) - timedelta(microseconds=1)
+
+
+def month_before(day: date) -> date:
+    """The same day one month earlier (clamped to the month's end: 31/03 → 28 or 29/02)."""
+    year, month = (day.year, day.month - 1) if day.month > 1 else (day.year - 1, 12)
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+class Sources(BaseModel):
+    """What the KPIs are computed from, for one moment."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    systems: list[SystemRecord]
+    coverage: list[CoverageRecord]
+    scans: list[PortalScan]
+    drills: list[str]
+
+
+SourceLoader = Callable[[date], Sources]
+"""Loads the register, coverage, portal scans (window) and drills as they stood at the end of a day."""
+
+
+def _approved(record: SystemRecord, day: date) -> bool:
+    return (record.status is ApprovalStatus.APPROVED and record.approved_level is not None
+            and (record.decision_date is None or record.decision_date <= day))
+
+
+def _met(record: SystemRecord, day: date) -> bool:
+    return record.requirements is RequirementStatus.MET and (
+        record.requirements_assessed is None or record.requirements_assessed <= day)
+
+
+def _latest_scans(scans: Sequence[PortalScan]) -> dict[str, PortalScan]:
+    latest: dict[str, PortalScan] = {}
+    for scan in scans:
+        if scan.portal_url not in latest or scan.recorded_at >= latest[scan.portal_url].recorded_at:
+            latest[scan.portal_url] = scan
+    return latest
+
+
+def _assessed(scans: Sequence[PortalScan]) -> set[str]:
+    return {s.portal_url for s in scans if s.complete and {"tls", "http"} <= set(s.collectors)}
+
+
+@dataclass(frozen=True)
+class _Count:
+    included: list[str]
+    excluded: list[str]
+    numerator: int | None = None
+    """Set when the counted units are not the members (computers, counted per agency)."""
+    denominator: int | None = None
+
+
+def _members(target: TargetSpec, day: date, agency: str | None, inventory: Inventory, sources: Sources) -> _Count:
+    """Who counts for a target, for one agency (None = the province)."""
+    def mine(owner: str) -> bool:
+        return agency is None or owner == agency
+
+    systems = sorted((r for r in sources.systems if mine(r.agency)), key=lambda r: r.id)
+    portals = sorted(p.url for p in inventory.portals if mine(p.agency))
+    if target.id == "systems_approved":
+        return _split([r.id for r in systems], {r.id for r in systems if _approved(r, day)})
+    if target.id == "systems_requirements_met":
+        return _split([r.id for r in systems], {r.id for r in systems if _met(r, day)})
+    if target.id == "portals_assessed":
+        return _split(portals, _assessed(sources.scans))
+    if target.id == "portals_labelled":
+        return _split(portals, {url for url, scan in _latest_scans(sources.scans).items() if scan.label_valid})
+    if target.id == "computers_antimalware":
+        rows = [c for c in sources.coverage if mine(c.agency)]
+        full = {c.agency for c in rows if c.reporting_to_ncsc >= c.total_computers}
+        split = _split(sorted(c.agency for c in rows), full)
+        return _Count(split.included, split.excluded, sum(c.reporting_to_ncsc for c in rows),
+                      sum(c.total_computers for c in rows))
+    if target.id == "drills_held":
+        return _Count(list(sources.drills), [])
+    raise ValueError(f"{TARGETS_PATH.name}: no measure for target {target.id!r}")
+
+
+def _split(members: Sequence[str], counted: set[str]) -> _Count:
+    return _Count([m for m in members if m in counted], [m for m in members if m not in counted])
+
+
+def measure(target: TargetSpec, day: date, agency: str | None, inventory: Inventory, sources: Sources) -> Kpi:
+    """One KPI, exactly."""
+    count = _members(target, day, agency, inventory, sources)
+    included, excluded = count.included, count.excluded
+    numerator = count.numerator if count.numerator is not None else len(included)
+    if count.denominator is not None:
+        denominator = count.denominator
+    else:
+        denominator = len(included) + len(excluded) if target.kind == "rate" else target.count or 1
+    met = target.met(numerator, denominator)
+    percent = round(100 * numerator / denominator, 2) if target.kind == "rate" and denominator else None
+    return Kpi(id=target.id, title_vi=target.title.vi, title_en=target.title.en, kind=target.kind,
+               target=target.label, numerator=numerator, denominator=denominator,
+               percent=percent if target.kind == "rate" else float(numerator),
+               status="no_data" if met is None else ("met" if met else "not_met"), included=included,
+               excluded=excluded)
+
+
+def _with_change(current: Kpi, previous: Kpi) -> Kpi:
+    if current.percent is None or previous.percent is None:
+        return current.model_copy(update={"previous_percent": previous.percent})
+    return current.model_copy(update={"previous_percent": previous.percent,
+                                      "change": round(current.percent - previous.percent, 2)})
+
+
+def _scope_kpis(day: date, agency: str | None, inventory: Inventory, now: Sources, before: Sources,
+                previous_day: date) -> list[Kpi]:
+    kpis = []
+    for target in plan_for(day).targets:
+        current = measure(target, day, agency, inventory, now)
+        previous = measure(target, previous_day, agency, inventory, before)
+        kpis.append(_with_change(current, previous))
+    return kpis
+
+
+def compliance_report(day: date, inventory: Inventory, load: SourceLoader, agency: str | None = None) -> ComplianceReport:
+    """KPIs for the province and each agency (or one agency) on `day`, with the change since a month before."""
+    previous_day = month_before(day)
+    now, before = load(day), load(previous_day)
+    rules = ruleset_for(day)
+    agencies = [a for a in inventory.agencies if agency is None or a.id == agency]
+    if agency is not None and not agencies:
+        raise ValueError(f"--agency {agency}: not an agency of the inventory")
+    province = Scope(id=PROVINCE, name="Tỉnh Đồng Nai / Đồng Nai province",
+                     kpis=_scope_kpis(day, None, inventory, now, before, previous_day))
+    scopes = [Scope(id=a.id, name=a.name, kpis=_scope_kpis(day, a.id, inventory, now, before, previous_day))
+              for a in agencies]
+    ruleset = {"id": rules.id, "to_be_confirmed": rules.to_be_confirmed,
+               "legal_basis": [b for b in rules.legal_basis] if isinstance(rules.legal_basis, list) else rules.legal_basis}
+    return ComplianceReport(as_of=day, ruleset=ruleset, plan=plan_for(day).plan.vi, province=province,
+                            agencies=scopes)

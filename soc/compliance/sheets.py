@@ -1,0 +1,960 @@
+"""The spreadsheets agencies send: the information-system register and anti-malware coverage, XLSX or CSV.
+
+Headers may be Vietnamese or English, with or without diacritics; values likewise. Reading is all or
+nothing: every problem is collected, each naming the file, the sheet (XLSX), the row as the spreadsheet
+shows it and the column header as written, and `SheetError` is raised if there is any.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import os
+import re
+import tempfile
+import unicodedata
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, Final, Generic, Literal, TypeVar
+
+import openpyxl  # type: ignore[import-untyped]
+from openpyxl.styles import Font  # type: ignore[import-untyped]
+from pydantic import BaseModel, ValidationError
+
+from soc.compliance.models import (
+    ApprovalStatus,
+    CoverageRecord,
+    Environment,
+    RequirementStatus,
+    SystemRecord,
+)
+
+RecordT = TypeVar("RecordT", bound=BaseModel)
+Kind = Literal["text", "agency", "level", "status", "date", "bool", "environment", "requirements", "count"]
+CellValue = str | int | date | None
+
+HEADER_SEARCH_ROWS: Final = 15
+"""The header row is looked for in this many rows from the top (title rows often come first)."""
+
+
+class SheetError(ValueError):
+    """The spreadsheet cannot be used; `problems` lists every problem, each naming file, sheet, row and column."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+@dataclass(frozen=True)
+class SheetResult(Generic[RecordT]):
+    """The records of a spreadsheet, in sheet and row order, and the warnings about what was ignored."""
+
+    records: list[RecordT]
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One spreadsheet column: the record field it fills, its accepted headers and the kind of its values."""
+
+    key: str
+    """Record field; 'layers.<field>' for the protection layers."""
+    vietnamese: tuple[str, ...]
+    english: tuple[str, ...]
+    kind: Kind
+    required: bool = False
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        """Every accepted header, Vietnamese first."""
+        return self.vietnamese + self.english
+
+    def header(self, english: bool = False) -> str:
+        """The header written out: the first Vietnamese (or English) alias."""
+        return self.english[0] if english else self.vietnamese[0]
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The words for one value; the first Vietnamese (or English) one is the one written out."""
+
+    vietnamese: tuple[str, ...]
+    english: tuple[str, ...]
+
+
+SYSTEM_COLUMNS: Final[tuple[Column, ...]] = (
+    Column("id", ("Mã hệ thống", "Mã HTTT"), ("ID", "System ID"), "text", required=True),
+    Column("name", ("Tên hệ thống", "Tên hệ thống thông tin"), ("Name", "System name"), "text", required=True),
+    Column("agency", ("Cơ quan chủ quản", "Đơn vị chủ quản"), ("Agency", "Owner"), "agency", required=True),
+    Column("proposed_level", ("Cấp độ đề xuất",), ("Proposed level",), "level"),
+    Column("approved_level", ("Cấp độ được phê duyệt", "Cấp độ phê duyệt"), ("Approved level",), "level"),
+    Column("status", ("Trạng thái", "Tình trạng phê duyệt"), ("Status",), "status", required=True),
+    Column("decision_number", ("Số quyết định",), ("Decision number",), "text"),
+    Column("decision_date", ("Ngày phê duyệt", "Ngày quyết định"), ("Decision date",), "date"),
+    Column("approving_authority", ("Cơ quan phê duyệt",), ("Approving authority",), "text"),
+    Column("in_operation", ("Đang vận hành",), ("In operation",), "bool"),
+    Column("environment", ("Môi trường",), ("Environment",), "environment"),
+    Column(
+        "handles_admin_procedures",
+        ("Phục vụ thủ tục hành chính", "Dịch vụ công"),
+        ("Administrative procedures",),
+        "bool",
+    ),
+    Column("requirements", ("Đáp ứng yêu cầu", "Đáp ứng yêu cầu theo cấp độ"), ("Requirements met",), "requirements"),
+    Column("requirements_assessed", ("Ngày đánh giá", "Ngày kiểm tra đánh giá"), ("Assessed on",), "date"),
+    Column("next_reassessment", ("Ngày đánh giá lại",), ("Next reassessment",), "date"),
+    Column("legal_basis", ("Căn cứ pháp lý",), ("Legal basis",), "text"),
+    Column("layers.on_site_team", ("Lớp 1 - Tại chỗ",), ("On-site team",), "bool"),
+    Column("layers.monitoring", ("Lớp 2 - Giám sát",), ("Monitoring",), "bool"),
+    Column("layers.inspection", ("Lớp 3 - Kiểm tra độc lập",), ("Independent inspection",), "bool"),
+    Column("layers.ncsc_connected", ("Lớp 4 - Kết nối NCSC",), ("NCSC connection",), "bool"),
+)
+"""The register of information systems (hệ thống thông tin), one column per `SystemRecord` field."""
+
+COVERAGE_COLUMNS: Final[tuple[Column, ...]] = (
+    Column("agency", ("Cơ quan", "Đơn vị"), ("Agency",), "agency", required=True),
+    Column("total_computers", ("Tổng số máy tính",), ("Total computers",), "count", required=True),
+    Column("protected", ("Số máy đã cài phòng chống mã độc",), ("Protected",), "count", required=True),
+    Column(
+        "reporting_to_ncsc",
+        ("Số máy kết nối NCSC", "Số máy chia sẻ dữ liệu với NCSC"),
+        ("Reporting to NCSC",),
+        "count",
+        required=True,
+    ),
+    Column("as_of", ("Ngày số liệu",), ("As of",), "date"),
+)
+"""Anti-malware coverage, one column per `CoverageRecord` field."""
+
+IGNORED_HEADERS: Final[tuple[str, ...]] = ("STT", "TT", "Số TT", "Số thứ tự", "Ghi chú", "No.", "Notes")
+"""Row-number and remark columns found on nearly every form: ignored without a warning."""
+
+STATUS_LABELS: Final[Mapping[ApprovalStatus, Labels]] = {
+    ApprovalStatus.NOT_STARTED: Labels(("Chưa triển khai",), ("Not started",)),
+    ApprovalStatus.DOSSIER_DRAFTED: Labels(("Đang lập hồ sơ", "Đã lập hồ sơ"), ("Dossier drafted",)),
+    ApprovalStatus.SUBMITTED: Labels(("Đã trình", "Đã gửi thẩm định"), ("Submitted",)),
+    ApprovalStatus.APPRAISED: Labels(("Đã thẩm định",), ("Appraised",)),
+    ApprovalStatus.APPROVED: Labels(("Đã phê duyệt",), ("Approved",)),
+    ApprovalStatus.REJECTED: Labels(("Từ chối", "Không phê duyệt"), ("Rejected",)),
+}
+ENVIRONMENT_LABELS: Final[Mapping[Environment, Labels]] = {
+    Environment.PRODUCTION: Labels(("Sản xuất", "Vận hành chính thức"), ("Production",)),
+    Environment.TEST_REAL_DATA: Labels(("Thử nghiệm có dữ liệu thật",), ("Test with real data",)),
+}
+REQUIREMENT_LABELS: Final[Mapping[RequirementStatus, Labels]] = {
+    RequirementStatus.MET: Labels(("Đáp ứng",), ("Met",)),
+    RequirementStatus.PARTLY: Labels(("Đáp ứng một phần",), ("Partly", "Partly met")),
+    RequirementStatus.NOT_MET: Labels(("Chưa đáp ứng", "Không đáp ứng"), ("Not met",)),
+}
+BOOLEAN_LABELS: Final[Mapping[bool, Labels]] = {
+    True: Labels(("Có", "x"), ("Yes", "1", "true")),
+    False: Labels(("Không",), ("No", "0", "false")),
+}
+"""An empty cell is also 'no'."""
+
+_VOCABULARIES: Final[Mapping[Kind, tuple[str, tuple[tuple[object, Labels], ...]]]] = {
+    "status": ("status", tuple(STATUS_LABELS.items())),
+    "environment": ("environment", tuple(ENVIRONMENT_LABELS.items())),
+    "requirements": ("requirements value", tuple(REQUIREMENT_LABELS.items())),
+    "bool": ("yes/no value", tuple(BOOLEAN_LABELS.items())),
+}
+
+
+class _CellProblem(Exception):
+    """A cell value that cannot be used; the message says why."""
+
+
+# --- text normalisation -------------------------------------------------------------------------------------
+
+
+def _normalise(text: str) -> str:
+    """Fold case, diacritics (đ→d), punctuation, spacing and a trailing '(*)', for tolerant matching."""
+    text = re.sub(r"\(\s*\*\s*\)\s*$", "", text.strip()).replace("đ", "d").replace("Đ", "D")
+    decomposed = unicodedata.normalize("NFD", text)
+    bare = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return " ".join(re.sub(r"[\W_]+", " ", bare.casefold()).split())
+
+
+def _display(text: str) -> str:
+    """Text as written, on one line (headers often contain Alt+Enter line breaks)."""
+    return " ".join(text.split())
+
+
+def _show(value: object) -> str:
+    """A cell value as quoted in a message."""
+    if isinstance(value, str):
+        return f"'{_display(value)}'"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, date):
+        return value.strftime("%d/%m/%Y")
+    return str(value)
+
+
+def _is_empty(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _column_letter(index: int) -> str:
+    letters = ""
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+# --- value parsing ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Agencies:
+    """Known agencies, found by id or name (tolerantly)."""
+
+    names: Mapping[str, str]
+    index: Mapping[str, frozenset[str]]
+
+    @classmethod
+    def build(cls, agencies: Mapping[str, str]) -> _Agencies:
+        index: dict[str, set[str]] = {}
+        for agency_id, name in agencies.items():
+            for text in (agency_id, name):
+                index.setdefault(_normalise(text), set()).add(agency_id)
+        return cls(dict(agencies), {key: frozenset(ids) for key, ids in index.items()})
+
+    def resolve(self, value: object) -> str:
+        text = _parse_text(value)
+        if text in self.names:
+            return text
+        ids = self.index.get(_normalise(text), frozenset())
+        if len(ids) > 1:
+            raise _CellProblem(f"{_show(value)} matches several agencies ({', '.join(sorted(ids))}); write the id")
+        if not ids:
+            raise _CellProblem(f"{_show(value)} is not a known agency{self._suggestion(text)}")
+        return next(iter(ids))
+
+    def label(self, agency_id: str) -> str:
+        """The agency's name when it finds the agency again on reading, else its id."""
+        name = self.names[agency_id]
+        return name if self.index.get(_normalise(name)) == frozenset({agency_id}) else agency_id
+
+    def _suggestion(self, text: str) -> str:
+        names = {_normalise(name): name for name in self.names.values()}
+        close = difflib.get_close_matches(_normalise(text), list(names), n=1, cutoff=0.75)
+        return f" (did you mean '{names[close[0]]}'?)" if close else " (write its id or its name as in the inventory)"
+
+
+def _parse_text(value: object) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, date):
+        raise _CellProblem(f"{_show(value)} is a date, not text (format the cell as Text and retype it)")
+    if isinstance(value, bool):
+        raise _CellProblem(f"{_show(value)} is a TRUE/FALSE value, not text")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+_ROMAN: Final = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5}
+
+
+def _parse_level(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _CellProblem(f"{_show(value)} is not a level 1–5")
+    if isinstance(value, float) and not value.is_integer():
+        raise _CellProblem(f"{_show(value)} is not a level 1–5")
+    if isinstance(value, int | float):
+        number = int(value)
+    else:
+        text = re.sub(r"^(cap do|cap|level)\s*", "", _normalise(value))
+        match = re.fullmatch(r"([0-9]+)(?: 0+)?", text)
+        if match:
+            number = int(match[1])
+        elif text in _ROMAN:
+            number = _ROMAN[text]
+        else:
+            raise _CellProblem(f"{_show(value)} is not a level (write 1–5, e.g. 3 or 'Cấp độ 3')")
+    if not 1 <= number <= 5:
+        raise _CellProblem(f"{_show(value)} is not a level 1–5")
+    return number
+
+
+_DMY: Final = re.compile(r"([0-9]{1,2})([/.-])([0-9]{1,2})\2([0-9]{4})")
+_YMD: Final = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:[ T]00:00(?::00)?)?")
+
+
+def _parse_date(value: object) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise _CellProblem(f"{_show(value)} is a number, not a date (format the cell as a date or write dd/mm/yyyy)")
+    if not isinstance(value, str):
+        raise _CellProblem(f"{_show(value)} is not a date (write dd/mm/yyyy)")
+    text = value.strip()
+    if match := _DMY.fullmatch(text):
+        day, month, year = int(match[1]), int(match[3]), int(match[4])
+    elif match := _YMD.fullmatch(text):
+        year, month, day = int(match[1]), int(match[2]), int(match[3])
+    else:
+        raise _CellProblem(f"{_show(value)} is not a date (write dd/mm/yyyy, e.g. 25/03/2024)")
+    try:
+        return date(year, month, day)
+    except ValueError:
+        raise _CellProblem(f"{_show(value)} is not a real date (dates are read as dd/mm/yyyy)") from None
+
+
+def _parse_count(value: object) -> int:
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"[0-9]+|[0-9]{1,3}([., \u00a0])[0-9]{3}(?:\1[0-9]{3})*", text):
+            number = int(re.sub(r"[^0-9]", "", text))
+    if number is None or number < 0:
+        raise _CellProblem(f"{_show(value)} is not a number of computers (a whole number, 0 or more)")
+    return number
+
+
+def _parse_choice(kind: Kind, value: object) -> object:
+    what, labels = _VOCABULARIES[kind]
+    if kind == "bool" and (isinstance(value, bool) or value in (0, 1)):
+        return bool(value)
+    index: dict[str, object] = {}
+    for choice, words in labels:
+        extra = (choice.value,) if isinstance(choice, Enum) else ()
+        index.update({_normalise(word): choice for word in (*words.vietnamese, *words.english, *extra)})
+    text = _normalise(value) if isinstance(value, str) else None
+    if text is None or text not in index:
+        accepted = ", ".join(f"'{w}'" for _, words in labels for w in (*words.vietnamese, *words.english))
+        raise _CellProblem(f"{_show(value)} is not a known {what} (accepted: {accepted})")
+    return index[text]
+
+
+def _parse(kind: Kind, value: object, agencies: _Agencies) -> object:
+    """A non-empty cell's value as the record wants it, or `_CellProblem`."""
+    if kind == "text":
+        return _parse_text(value)
+    if kind == "agency":
+        return agencies.resolve(value)
+    if kind == "level":
+        return _parse_level(value)
+    if kind == "date":
+        return _parse_date(value)
+    if kind == "count":
+        return _parse_count(value)
+    return _parse_choice(kind, value)
+
+
+# --- grids: a sheet or a CSV file as rows of cell values --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Merge:
+    ref: str
+    min_row: int
+    min_col: int
+    max_row: int
+    max_col: int
+
+    def covers(self, row: int, col: int) -> bool:
+        return self.min_row <= row <= self.max_row and self.min_col <= col <= self.max_col
+
+
+@dataclass
+class _Grid:
+    """One sheet of a workbook, or a CSV file: rows of cell values, 1-based like the spreadsheet."""
+
+    file: str
+    sheet: str | None
+    rows: list[list[object]]
+    formulas: dict[tuple[int, int], str] = field(default_factory=dict)
+    errors: set[tuple[int, int]] = field(default_factory=set)
+    merges: list[_Merge] = field(default_factory=list)
+
+    def cell(self, row: int, col: int) -> object:
+        cells = self.rows[row - 1] if row <= len(self.rows) else []
+        return cells[col - 1] if col <= len(cells) else None
+
+    def where(self, row: int | None = None, header: str | None = None) -> str:
+        place = " ".join(part for part in (self.sheet_name(), f"row {row}" if row else "") if part)
+        if header is not None:
+            place += f", column '{_display(header)}'"
+        return f"{self.file}: {place}" if place else self.file
+
+    def sheet_name(self) -> str:
+        return f"sheet '{self.sheet}'" if self.sheet is not None else ""
+
+    def is_empty(self) -> bool:
+        return not self.formulas and all(_is_empty(value) for cells in self.rows for value in cells)
+
+
+def _open(path: Path) -> list[_Grid]:
+    """The sheets of an XLSX workbook, or the rows of a CSV file (one grid per delimiter tried)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".xlsx", ".csv"):
+        hint = " (old Excel 97–2003 format: open it in Excel and save as .xlsx)" if suffix == ".xls" else ""
+        raise SheetError([f"{path.name}: not an .xlsx or .csv file{hint}"])
+    if not path.is_file():
+        raise SheetError([f"{path.name}: no such file"])
+    return _open_xlsx(path) if suffix == ".xlsx" else _open_csv(path)
+
+
+def _open_xlsx(path: Path) -> list[_Grid]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            workbook = openpyxl.load_workbook(path, data_only=False)
+    except Exception as exc:  # a damaged workbook can fail anywhere inside openpyxl
+        raise SheetError([f"{path.name}: not a readable XLSX workbook ({type(exc).__name__}: {exc})"]) from None
+    try:
+        return [_sheet_grid(path.name, sheet) for sheet in workbook.worksheets]
+    finally:
+        workbook.close()
+
+
+def _sheet_grid(file: str, sheet: Any) -> _Grid:
+    grid = _Grid(file, str(sheet.title), [])
+    for row_number, row in enumerate(sheet.iter_rows(min_row=1, min_col=1), start=1):
+        values: list[object] = []
+        for col_number, cell in enumerate(row, start=1):
+            if cell.data_type == "f":
+                grid.formulas[(row_number, col_number)] = str(getattr(cell.value, "text", cell.value))
+                values.append(None)
+                continue
+            if cell.data_type == "e":
+                grid.errors.add((row_number, col_number))
+            values.append(cell.value)
+        grid.rows.append(values)
+    for merged in sheet.merged_cells.ranges:
+        grid.merges.append(_Merge(merged.coord, merged.min_row, merged.min_col, merged.max_row, merged.max_col))
+    return grid
+
+
+def _open_csv(path: Path) -> list[_Grid]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SheetError([f"{path.name}: not UTF-8 text (in Excel, save as 'CSV UTF-8')"]) from None
+    grids = []
+    for delimiter in (",", ";"):
+        try:
+            rows: list[list[object]] = [list(r) for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
+        except csv.Error as exc:
+            raise SheetError([f"{path.name}: not a readable CSV file ({exc})"]) from None
+        grids.append(_Grid(path.name, None, rows))
+    return grids
+
+
+# --- the header row --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Header:
+    """A row read as a header: which column holds which field, and what was not recognised."""
+
+    row: int
+    columns: tuple[tuple[int, Column, str], ...]
+    unknown: tuple[tuple[int, str], ...]
+    ignored: tuple[int, ...]
+
+    def fields(self) -> set[str]:
+        return {column.key for _, column, _ in self.columns}
+
+    def layout(self) -> tuple[tuple[int, str], ...]:
+        known = [(col, column.key) for col, column, _ in self.columns]
+        return tuple(sorted(known + [(col, "?" + _normalise(text)) for col, text in self.unknown]))
+
+
+@dataclass(frozen=True)
+class _Schema(Generic[RecordT]):
+    """What one kind of spreadsheet holds."""
+
+    what: str
+    columns: tuple[Column, ...]
+    model: type[RecordT]
+    unique: str
+    unique_what: str
+    titles: tuple[str, str]
+    check: Callable[[Mapping[str, object]], list[tuple[str, str]]]
+
+    def index(self) -> dict[str, Column]:
+        return {_normalise(alias): column for column in self.columns for alias in column.headers}
+
+    def required(self) -> list[Column]:
+        return [column for column in self.columns if column.required]
+
+
+def _match_header(grid: _Grid, row: int, schema: _Schema[RecordT]) -> _Header:
+    index = schema.index()
+    ignored_words = {_normalise(text) for text in IGNORED_HEADERS}
+    columns, unknown, ignored = [], [], []
+    cells = grid.rows[row - 1] if row <= len(grid.rows) else []
+    for col, value in enumerate(cells, start=1):
+        if _is_empty(value):
+            continue
+        text = str(value).strip()
+        key = _normalise(text)
+        if key in index:
+            columns.append((col, index[key], text))
+        elif key in ignored_words:
+            ignored.append(col)
+        else:
+            unknown.append((col, text))
+    return _Header(row, tuple(columns), tuple(unknown), tuple(ignored))
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """Where a grid's header is, or the best near miss."""
+
+    grid: _Grid
+    header: _Header | None
+    near: _Header | None
+
+
+def _scan(grid: _Grid, schema: _Schema[RecordT]) -> _Scan:
+    required = {column.key for column in schema.required()}
+    near: _Header | None = None
+    for row in range(1, min(HEADER_SEARCH_ROWS, len(grid.rows)) + 1):
+        header = _match_header(grid, row, schema)
+        if required <= header.fields():
+            return _Scan(grid, header, None)
+        if len(header.fields()) >= 2 and (near is None or len(header.fields()) > len(near.fields())):
+            near = header
+    return _Scan(grid, None, near)
+
+
+def _missing_columns(scan: _Scan, schema: _Schema[RecordT]) -> list[str]:
+    grid = scan.grid
+    if scan.near is None:
+        expected = ", ".join(f"'{column.vietnamese[0]}'" for column in schema.required())
+        return [
+            f"{grid.where()}: no {schema.what} header in the first {HEADER_SEARCH_ROWS} rows "
+            f"(expected at least the columns {expected})"
+        ]
+    return [
+        f"{grid.where(scan.near.row)}: required column '{column.vietnamese[0]}' is missing "
+        f"(accepted headers: {', '.join(repr(alias) for alias in column.headers)})"
+        for column in schema.required()
+        if column.key not in scan.near.fields()
+    ]
+
+
+def _header_problems(grid: _Grid, header: _Header) -> list[str]:
+    problems = []
+    for merge in grid.merges:
+        if merge.min_row <= header.row <= merge.max_row:
+            text = grid.cell(merge.min_row, merge.min_col)
+            shown = f" ({_show(text)})" if not _is_empty(text) else ""
+            problems.append(
+                f"{grid.where(header.row)}: header cells {merge.ref} are merged{shown}; unmerge them so that "
+                "every column has its own header in a single row"
+            )
+    first: dict[str, tuple[int, str]] = {}
+    for col, column, text in header.columns:
+        if column.key not in first:
+            first[column.key] = (col, text)
+            continue
+        other_col, other = first[column.key]
+        problems.append(
+            f"{grid.where(header.row)}: columns '{_display(other)}' ({_column_letter(other_col)}) and "
+            f"'{_display(text)}' ({_column_letter(col)}) both mean '{column.vietnamese[0]}'; keep only one"
+        )
+    return problems
+
+
+def _header_warnings(grid: _Grid, header: _Header) -> list[str]:
+    found = [
+        f"{grid.where(header.row, text)} ({_column_letter(col)}): not a known column; ignored"
+        for col, text in header.unknown
+    ]
+    headed = {col for col, _, _ in header.columns} | {col for col, _ in header.unknown} | set(header.ignored)
+    stray = sorted(
+        {
+            col
+            for cells in grid.rows[header.row :]
+            for col, value in enumerate(cells, start=1)
+            if col not in headed and not _is_empty(value)
+        }
+    )
+    found += [f"{grid.where()}: column {_column_letter(col)} has values but no header; ignored" for col in stray]
+    return found
+
+
+def _select(grids: list[_Grid], schema: _Schema[RecordT], is_csv: bool) -> tuple[list[_Scan], list[str]]:
+    """The grids to read (all with the same header layout), and warnings about the sheets ignored."""
+    scans = [_scan(grid, schema) for grid in grids if not grid.is_empty()]
+    if is_csv:
+        scans = sorted(scans, key=lambda s: (s.header is None, -len(s.near.fields()) if s.near else 0))[:1]
+    if not scans:
+        raise SheetError([f"{grids[0].file}: contains no data"])
+    found = [scan for scan in scans if scan.header is not None]
+    if not found:
+        raise SheetError([problem for scan in scans for problem in _missing_columns(scan, schema)])
+    first = found[0]
+    for other in found[1:]:
+        if _layout(other) != _layout(first):
+            raise SheetError(
+                [
+                    f"{first.grid.file}: sheets '{first.grid.sheet}' and '{other.grid.sheet}' both have a "
+                    f"{schema.what} header but with different columns; keep the data on one sheet or give "
+                    "both sheets the same columns"
+                ]
+            )
+    ignored = [f"{scan.grid.where()}: no {schema.what} header; sheet ignored" for scan in scans if scan not in found]
+    return found, ignored
+
+
+def _layout(scan: _Scan) -> tuple[tuple[int, str], ...]:
+    return scan.header.layout() if scan.header else ()
+
+
+# --- rows ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Parsed(Generic[RecordT]):
+    """What the rows of the selected grids gave."""
+
+    records: list[RecordT] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seen: dict[str, tuple[_Grid, int]] = field(default_factory=dict)
+
+
+def _data_merges(grid: _Grid, header: _Header) -> tuple[list[str], set[tuple[int, int]]]:
+    """Problems for merged cells below the header in read columns, and the cells they hide."""
+    read = {col: text for col, _, text in header.columns}
+    problems, hidden = [], set()
+    for merge in grid.merges:
+        cols = [col for col in range(merge.min_col, merge.max_col + 1) if col in read]
+        if merge.min_row <= header.row or not cols:
+            continue
+        problems.append(
+            f"{grid.where(merge.min_row, read[cols[0]])}: cells {merge.ref} are merged; unmerge them and fill "
+            "in the value on every row"
+        )
+        hidden |= {(row, col) for row in range(merge.min_row, merge.max_row + 1) for col in cols} - {
+            (merge.min_row, merge.min_col)
+        }
+    return problems, hidden
+
+
+def _read_cell(grid: _Grid, row: int, col: int, column: Column, agencies: _Agencies) -> object:
+    """One cell's parsed value (None when empty, False for an empty yes/no), or `_CellProblem`."""
+    if (row, col) in grid.formulas:
+        raise _CellProblem(
+            f"contains a formula ({grid.formulas[(row, col)]}); replace it with its value (copy, then "
+            "Paste Special → Values): a formula's saved result may be stale or missing"
+        )
+    value = grid.cell(row, col)
+    if (row, col) in grid.errors:
+        raise _CellProblem(f"contains the Excel error {value}; correct or clear the cell")
+    if _is_empty(value):
+        if column.required:
+            raise _CellProblem("a value is required")
+        return False if column.kind == "bool" else None
+    return _parse(column.kind, value, agencies)
+
+
+def _build(schema: _Schema[RecordT], values: Mapping[str, object]) -> tuple[RecordT | None, list[tuple[str, str]]]:
+    """The record from parsed values (None ones left to the model's defaults), or (key, message) problems."""
+    data: dict[str, object] = {}
+    nested: dict[str, dict[str, object]] = {}
+    for key, value in values.items():
+        head, _, tail = key.partition(".")
+        if value is None:
+            continue
+        if tail:
+            nested.setdefault(head, {})[tail] = value
+        else:
+            data[key] = value
+    try:
+        record = schema.model.model_validate(data | nested)
+    except ValidationError as exc:
+        return None, [(".".join(str(part) for part in error["loc"]), error["msg"]) for error in exc.errors()]
+    return record, schema.check(values)
+
+
+def _parse_row(
+    grid: _Grid, header: _Header, row: int, hidden: set[tuple[int, int]], agencies: _Agencies
+) -> tuple[dict[str, object], list[str]]:
+    values: dict[str, object] = {}
+    problems = []
+    for col, column, text in header.columns:
+        if (row, col) in hidden:
+            continue
+        try:
+            values[column.key] = _read_cell(grid, row, col, column, agencies)
+        except _CellProblem as exc:
+            problems.append(f"{grid.where(row, text)}: {exc}")
+    return values, problems
+
+
+def _is_blank_row(grid: _Grid, header: _Header, row: int) -> bool:
+    return all(_is_empty(grid.cell(row, col)) and (row, col) not in grid.formulas for col, _, _ in header.columns)
+
+
+def _parse_grid(scan: _Scan, schema: _Schema[RecordT], agencies: _Agencies, parsed: _Parsed[RecordT]) -> None:
+    grid, header = scan.grid, scan.header
+    assert header is not None
+    parsed.warnings += _header_warnings(grid, header)
+    header_problems = _header_problems(grid, header)
+    if header_problems:
+        parsed.problems += header_problems
+        return
+    merge_problems, hidden = _data_merges(grid, header)
+    parsed.problems += merge_problems
+    headers = {column.key: text for _, column, text in header.columns}
+    rows = [row for row in range(header.row + 1, len(grid.rows) + 1) if not _is_blank_row(grid, header, row)]
+    if not rows:
+        parsed.warnings.append(f"{grid.where()}: no data rows below the header (row {header.row})")
+    for row in rows:
+        values, problems = _parse_row(grid, header, row, hidden, agencies)
+        _check_unique(grid, row, values, headers, schema, parsed)
+        if not problems:
+            record, record_problems = _build(schema, values)
+            problems = [_locate(grid, row, headers, key, message) for key, message in record_problems]
+            if record is not None and not problems:
+                parsed.records.append(record)
+        parsed.problems += problems
+
+
+def _locate(grid: _Grid, row: int, headers: Mapping[str, str], key: str, message: str) -> str:
+    header = headers.get(key) or headers.get(key.partition(".")[0])
+    return f"{grid.where(row, header)}: {message}"
+
+
+def _check_unique(
+    grid: _Grid,
+    row: int,
+    values: Mapping[str, object],
+    headers: Mapping[str, str],
+    schema: _Schema[RecordT],
+    parsed: _Parsed[RecordT],
+) -> None:
+    value = values.get(schema.unique)
+    if not isinstance(value, str):
+        return
+    key = value.casefold()
+    if key not in parsed.seen:
+        parsed.seen[key] = (grid, row)
+        return
+    first_grid, first_row = parsed.seen[key]
+    place = f"row {first_row}" if first_grid is grid else f"{first_grid.sheet_name()} row {first_row}"
+    parsed.problems.append(
+        f"{grid.where(row, headers[schema.unique])}: {schema.unique_what} '{value}' is already used in {place}"
+    )
+
+
+def _read(path: Path, agencies: Mapping[str, str], schema: _Schema[RecordT]) -> SheetResult[RecordT]:
+    grids = _open(path)
+    scans, ignored = _select(grids, schema, is_csv=path.suffix.lower() == ".csv")
+    parsed: _Parsed[RecordT] = _Parsed(warnings=ignored)
+    index = _Agencies.build(agencies)
+    for scan in scans:
+        _parse_grid(scan, schema, index, parsed)
+    if parsed.problems:
+        raise SheetError(parsed.problems)
+    return SheetResult(parsed.records, parsed.warnings)
+
+
+# --- writing -------------------------------------------------------------------------------------------
+
+
+def _format(column: Column, value: object, agencies: _Agencies, english: bool) -> CellValue:
+    """A record value as written in a cell."""
+    if value is None:
+        return None
+    if column.kind in _VOCABULARIES:
+        labels = dict(_VOCABULARIES[column.kind][1])[value]
+        return labels.english[0] if english else labels.vietnamese[0]
+    if column.kind == "agency":
+        return agencies.label(str(value))
+    if isinstance(value, str | int | date):
+        return value
+    return str(value)
+
+
+def _get(record: BaseModel, key: str) -> object:
+    value: object = record
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _check_records(path: Path, records: Sequence[RecordT], agencies: _Agencies, schema: _Schema[RecordT]) -> list[str]:
+    problems = []
+    seen: dict[str, int] = {}
+    for number, record in enumerate(records, start=1):
+        agency = str(_get(record, "agency"))
+        if agency not in agencies.names:
+            problems.append(f"{path.name}: record {number}: agency '{agency}' is not a known agency")
+        key = str(_get(record, schema.unique)).casefold()
+        if key in seen:
+            problems.append(
+                f"{path.name}: record {number}: {schema.unique_what} '{_get(record, schema.unique)}' is already "
+                f"used by record {seen[key]}"
+            )
+        seen.setdefault(key, number)
+    return problems
+
+
+def _write_xlsx(path: Path, title: str, rows: Sequence[Sequence[CellValue]]) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = title
+    for row in rows:
+        sheet.append(list(row))
+    for cells in sheet.iter_rows():
+        for cell in cells:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # text such as '=…' or '#N/A' stays text, never a formula or error
+            elif isinstance(cell.value, date):
+                cell.number_format = "DD/MM/YYYY"
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+        sheet.column_dimensions[cell.column_letter].width = max(12, min(40, len(str(cell.value)) + 4))
+    sheet.freeze_panes = "A2"
+    workbook.save(path)
+
+
+def _write_csv(path: Path, rows: Sequence[Sequence[CellValue]]) -> None:
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        for row in rows:
+            writer.writerow(_csv_text(value) for value in row)
+
+
+def _csv_text(value: CellValue) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, date):
+        return value.strftime("%d/%m/%Y")
+    return str(value)
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the same directory, then replace the target in one step."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write(
+    path: Path, records: Sequence[RecordT], agencies: Mapping[str, str], schema: _Schema[RecordT], english: bool
+) -> None:
+    suffix = path.suffix.lower()
+    if suffix not in (".xlsx", ".csv"):
+        raise SheetError([f"{path.name}: can only write .xlsx or .csv files"])
+    index = _Agencies.build(agencies)
+    problems = _check_records(path, records, index, schema)
+    if problems:
+        raise SheetError(problems)
+    rows: list[list[CellValue]] = [[column.header(english) for column in schema.columns]]
+    rows += [[_format(c, _get(record, c.key), index, english) for c in schema.columns] for record in records]
+    title = schema.titles[1] if english else schema.titles[0]
+    if suffix == ".xlsx":
+        _atomic(path, lambda tmp: _write_xlsx(tmp, title, rows))
+    else:
+        _atomic(path, lambda tmp: _write_csv(tmp, rows))
+
+
+# --- the two spreadsheets ------------------------------------------------------------------------------
+
+
+def _no_checks(values: Mapping[str, object]) -> list[tuple[str, str]]:
+    return []
+
+
+def _coverage_checks(values: Mapping[str, object]) -> list[tuple[str, str]]:
+    total, protected, reporting = (values.get(key) for key in ("total_computers", "protected", "reporting_to_ncsc"))
+    problems = []
+    if isinstance(total, int) and isinstance(protected, int) and protected > total:
+        problems.append(("protected", f"{protected} protected computers is more than the total of {total}"))
+    if isinstance(protected, int) and isinstance(reporting, int) and reporting > protected:
+        problems.append(
+            ("reporting_to_ncsc", f"{reporting} computers reporting to NCSC is more than the {protected} protected")
+        )
+    return problems
+
+
+_SYSTEMS: Final = _Schema(
+    "information-system register",
+    SYSTEM_COLUMNS,
+    SystemRecord,
+    "id",
+    "system id",
+    ("Danh mục HTTT", "Systems"),
+    _no_checks,
+)
+_COVERAGE: Final = _Schema(
+    "anti-malware coverage",
+    COVERAGE_COLUMNS,
+    CoverageRecord,
+    "agency",
+    "agency",
+    ("Phòng chống mã độc", "Anti-malware coverage"),
+    _coverage_checks,
+)
+
+
+def read_systems(path: Path, agencies: Mapping[str, str]) -> SheetResult[SystemRecord]:
+    """Read a register of information systems (XLSX or CSV); `agencies` maps id → name; `SheetError` on any problem."""
+    return _read(path, agencies, _SYSTEMS)
+
+
+def read_coverage(path: Path, agencies: Mapping[str, str]) -> SheetResult[CoverageRecord]:
+    """Read an anti-malware coverage sheet (XLSX or CSV); `agencies` maps id → name; `SheetError` on any problem."""
+    return _read(path, agencies, _COVERAGE)
+
+
+def write_systems(
+    path: Path, records: Sequence[SystemRecord], agencies: Mapping[str, str], *, english: bool = False
+) -> None:
+    """Write a register as XLSX or CSV (by extension), Vietnamese headers and values unless `english`, atomically."""
+    _write(path, records, agencies, _SYSTEMS, english)
+
+
+def write_coverage(
+    path: Path, records: Sequence[CoverageRecord], agencies: Mapping[str, str], *, english: bool = False
+) -> None:
+    """Write a coverage sheet as XLSX or CSV (by extension), Vietnamese unless `english`, atomically."""
+    _write(path, records, agencies, _COVERAGE, english)
+
+
+__all__ = [
+    "BOOLEAN_LABELS",
+    "COVERAGE_COLUMNS",
+    "ENVIRONMENT_LABELS",
+    "HEADER_SEARCH_ROWS",
+    "IGNORED_HEADERS",
+    "REQUIREMENT_LABELS",
+    "STATUS_LABELS",
+    "SYSTEM_COLUMNS",
+    "Column",
+    "Labels",
+    "SheetError",
+    "SheetResult",
+    "read_coverage",
+    "read_systems",
+    "write_coverage",
+    "write_systems",
+]
