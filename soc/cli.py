@@ -6,25 +6,21 @@ Exit codes: 0 the command ran (findings are not errors); 1 findings at or above 
 
 from __future__ import annotations
 
-import json
-import sys
-import tempfile
 import warnings
-from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from soc.cli_common import DbOption, console, errors, fail, open_store_or_fail, settings_with, write_json
+from soc.cli_compliance import compliance, coverage_app, systems_app
 from soc.diff import diff_runs, find_run
 from soc.display import ProgressDisplay, diff_table, findings_table, runs_table, summary_table
 from soc.inventory import InventoryError, load_inventory, merge_portals_csv
 from soc.models import FindingStatus, Severity
 from soc.pipeline import ScanReport, UnknownPortalError, parse_only, run_scan, select_portals
 from soc.settings import Settings
-from soc.store import SqliteStore, open_store
 
 app = typer.Typer(
     help="Bộ công cụ SOC tỉnh Đồng Nai / Đồng Nai provincial SOC toolkit.",
@@ -35,46 +31,9 @@ app = typer.Typer(
 inventory_app = typer.Typer(help="Danh mục cổng thông tin / Portal inventory.", no_args_is_help=True)
 app.add_typer(inventory_app, name="inventory")
 
-PIPE_WIDTH = 140
-"""Width used when the output is not a terminal (logs, CI): Rich would otherwise assume 80."""
-console = Console() if sys.stdout.isatty() else Console(width=PIPE_WIDTH)
-errors = Console(stderr=True)
-
-DbOption = Annotated[Path | None, typer.Option("--db", help="Store file (default: $SOC_DB or .soc/soc.db).")]
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    errors.print(f"[bold red]Lỗi / Error:[/] {escape(message)}")
-    raise typer.Exit(code)
-
-
-def _settings(db: Path | None) -> Settings:
-    settings = Settings()
-    return settings.model_copy(update={"db": db}) if db else settings
-
-
-ABANDONED_AFTER = timedelta(hours=6)
-"""A run still `running` after this long was killed without a chance to say so: it is incomplete."""
-
-
-def _store(settings: Settings) -> SqliteStore:
-    try:
-        store = open_store(settings.db)
-    except Exception as exc:  # a broken or foreign file: say which file, not a traceback
-        _fail(f"{settings.db}: cannot open the store ({type(exc).__name__}: {exc})")
-    store.mark_abandoned_runs(ABANDONED_AFTER)
-    return store
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    text = json.dumps(payload, ensure_ascii=False, indent=2)
-    if str(path) == "-":
-        sys.stdout.write(text + "\n")
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        tmp.write(text + "\n")
-    Path(tmp.name).replace(path)
+app.add_typer(systems_app, name="systems")
+app.add_typer(coverage_app, name="coverage")
+app.command("compliance")(compliance)
 
 
 def scan_and_show(
@@ -91,10 +50,10 @@ def scan_and_show(
         selected = select_portals(inventory, portals)
         collectors = parse_only(only)
     except (InventoryError, UnknownPortalError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if not selected:
-        _fail(f"{inventory_path}: no portals to scan")
-    store = _store(settings)
+        fail(f"{inventory_path}: no portals to scan")
+    store = open_store_or_fail(settings)
     try:
         with ProgressDisplay(console, selected, collectors) as progress:
             report = run_scan(inventory, store, settings, inventory_path, portals, observer=progress, only=collectors)
@@ -108,7 +67,7 @@ def scan_and_show(
     finally:
         store.close()
     if json_out is not None:
-        _write_json(json_out, report.to_json())
+        write_json(json_out, report.to_json())
     return report
 
 
@@ -122,7 +81,7 @@ def scan(
     db: DbOption = None,
 ) -> None:
     """Đánh giá các cổng thông tin / Assess the portals (TLS, HTTP, trust label, ports) and store the findings."""
-    report = scan_and_show(inventory, _settings(db), portal or [], json_out, show_findings=False, only=only)
+    report = scan_and_show(inventory, settings_with(db), portal or [], json_out, show_findings=False, only=only)
     console.print(f"Đã lưu / Stored in the run [bold]{report.run.id}[/] ({report.run.status.value}).")
     if fail_on is not None and any(f.severity.rank <= fail_on.rank for r in report.portals for f in r.findings):
         raise typer.Exit(1)
@@ -145,14 +104,14 @@ def findings(
         try:
             portal_url = normalise_portal_url(portal)
         except ValueError as exc:
-            _fail(f"--portal {portal}: {exc}")
-    store = _store(_settings(db))
+            fail(f"--portal {portal}: {exc}")
+    store = open_store_or_fail(settings_with(db))
     try:
         rows = store.list_findings(status or [], severity or [], check or [], portal_url)
     finally:
         store.close()
     if as_json:
-        _write_json(Path("-"), {"schema": "soc.findings/1", "findings": [f.model_dump(mode="json") for f in rows]})
+        write_json(Path("-"), {"schema": "soc.findings/1", "findings": [f.model_dump(mode="json") for f in rows]})
         return
     console.print(findings_table(rows))
     console.print(f"{len(rows)} phát hiện / findings")
@@ -167,11 +126,11 @@ def triage(
     db: DbOption = None,
 ) -> None:
     """Phân loại một phát hiện / Set a finding's status (acknowledge, false positive, accept risk…)."""
-    store = _store(_settings(db))
+    store = open_store_or_fail(settings_with(db))
     try:
         matches = [f for f in store.list_findings() if f.fingerprint.startswith(fingerprint)]
         if len(matches) != 1:
-            _fail(f"{fingerprint}: {'no finding' if not matches else f'{len(matches)} findings'} with this id")
+            fail(f"{fingerprint}: {'no finding' if not matches else f'{len(matches)} findings'} with this id")
         updated = store.set_status(matches[0].fingerprint, status, actor, note)
     finally:
         store.close()
@@ -186,16 +145,16 @@ def diff(
     db: DbOption = None,
 ) -> None:
     """Thay đổi giữa hai lượt quét / What changed between two scan runs."""
-    store = _store(_settings(db))
+    store = open_store_or_fail(settings_with(db))
     try:
         try:
             changes = diff_runs(store, find_run(store, run_a), find_run(store, run_b))
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     finally:
         store.close()
     if as_json:
-        _write_json(Path("-"), changes.to_json())
+        write_json(Path("-"), changes.to_json())
     else:
         console.print(diff_table(changes))
 
@@ -203,7 +162,7 @@ def diff(
 @app.command()
 def runs(db: DbOption = None, limit: int = 20) -> None:
     """Các lượt quét gần đây / Recent scan runs."""
-    store = _store(_settings(db))
+    store = open_store_or_fail(settings_with(db))
     try:
         console.print(runs_table(store.list_runs(limit)))
     finally:
@@ -219,14 +178,14 @@ def demo(
     """Dựng phòng lab cổng thông tin trên loopback và quét / Start the loopback portal lab and scan it."""
     from soc.lab import PortalLab
 
-    settings = _settings(db)
+    settings = settings_with(db)
     workdir = settings.db.parent / "lab"
     console.print(f"Phòng lab / Portal lab: {workdir} (127.0.10.0/24, port {port or 'ephemeral'})")
     try:
         lab = PortalLab(workdir, port=port)
         lab.start()
     except OSError as exc:
-        _fail(f"cannot start the portal lab on port {port}: {exc} (try --port 0)")
+        fail(f"cannot start the portal lab on port {port}: {exc} (try --port 0)")
     try:
         scan_and_show(lab.inventory_path, settings, [], json_out, show_findings=True)
     finally:
@@ -240,7 +199,7 @@ def inventory_check(path: Annotated[Path, typer.Argument(help="YAML inventory or
     try:
         inventory = load_inventory(path)
     except InventoryError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"{escape(str(path))}: OK — {len(inventory.agencies)} cơ quan / agencies, "
                   f"{len(inventory.portals)} cổng / portals, {len(inventory.systems)} hệ thống / systems")
 
@@ -252,11 +211,11 @@ def inventory_import(
 ) -> None:
     """Nhập cổng từ CSV / Merge portals from a CSV into a YAML inventory (all or nothing)."""
     if not csv_path.is_file():
-        _fail(f"{csv_path}: file not found")
+        fail(f"{csv_path}: file not found")
     try:
         added, updated = merge_portals_csv(csv_path, into)
     except InventoryError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"{escape(str(into))}: +{added} cổng mới / new, {updated} cập nhật / updated")
 
 

@@ -251,7 +251,9 @@ def _scope_kpis(day: date, agency: str | None, inventory: Inventory, now: Source
     return kpis
 
 
-def compliance_report(day: date, inventory: Inventory, load: SourceLoader, agency: str | None = None) -> ComplianceReport:
+def compliance_report(
+    day: date, inventory: Inventory, load: SourceLoader, agency: str | None = None
+) -> ComplianceReport:
     """KPIs for the province and each agency (or one agency) on `day`, with the change since a month before."""
     previous_day = month_before(day)
     now, before = load(day), load(previous_day)
@@ -263,7 +265,10 @@ def compliance_report(day: date, inventory: Inventory, load: SourceLoader, agenc
                      kpis=_scope_kpis(day, None, inventory, now, before, previous_day))
     scopes = [Scope(id=a.id, name=a.name, kpis=_scope_kpis(day, a.id, inventory, now, before, previous_day))
               for a in agencies]
-    ruleset = {"id": rules.id, "to_be_confirmed": rules.to_be_confirmed,
-               "legal_basis": [b for b in rules.legal_basis] if isinstance(rules.legal_basis, list) else rules.legal_basis}
+    ruleset = {
+        "id": rules.id, "title": rules.title.vi, "title_en": rules.title.en, "to_be_confirmed": rules.to_be_confirmed,
+        "legal_basis": [b.ref for b in rules.legal_basis],
+        "report_to": [r.name.vi for r in rules.recipients_on(day)],
+    }
     return ComplianceReport(as_of=day, ruleset=ruleset, plan=plan_for(day).plan.vi, province=province,
                             agencies=scopes)

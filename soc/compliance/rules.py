@@ -231,6 +231,9 @@ class RuleSet(_Frozen):
             where = f"recipients[{index}]"
             if item.valid_from < self.valid_from:
                 problems.append(f"{where}.valid_from: {item.valid_from} is before the rule set's {self.valid_from}")
+            if self.valid_to is not None and item.valid_from >= self.valid_to:
+                problems.append(f"{where}.valid_from: {item.valid_from} is not before the rule set's valid_to "
+                                f"{self.valid_to}")
             if item.valid_to is not None and item.valid_to <= item.valid_from:
                 problems.append(f"{where}.valid_to: {item.valid_to} is not after valid_from {item.valid_from}")
             if item.valid_to is not None and self.valid_to is not None and item.valid_to > self.valid_to:

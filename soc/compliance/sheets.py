@@ -722,7 +722,7 @@ def _parse_grid(scan: _Scan, schema: _Schema[RecordT], agencies: _Agencies, pars
     for row in rows:
         values, problems = _parse_row(grid, header, row, hidden, agencies)
         _check_unique(grid, row, values, headers, schema, parsed)
-        if not problems:
+        if not problems and not any((row, col) in hidden for col, _, _ in header.columns):
             record, record_problems = _build(schema, values)
             problems = [_locate(grid, row, headers, key, message) for key, message in record_problems]
             if record is not None and not problems:

@@ -64,6 +64,7 @@ class RegisterChanges(BaseModel):
     changed: list[str] = Field(default_factory=list)
     unchanged: list[str] = Field(default_factory=list)
     fields: list[FieldChange] = Field(default_factory=list)
+    """Field-level changes of the records that existed before (new records are listed in `added`)."""
 
 
 class HistoryEntry(BaseModel):
@@ -151,8 +152,11 @@ class SqliteRegister:
                     conn.execute(update(table).where(table.c.id == existing[0]).values(valid_to=now))
                 conn.execute(insert(table).values({key_column: item_key, "valid_from": now, "valid_to": None,
                                                    "actor": actor, "source": source, "data": data}))
-                (changes.changed if existing else changes.added).append(item_key)
-                changes.fields += _diff(item_key, existing[2] if existing else None, data)
+                if existing is None:
+                    changes.added.append(item_key)
+                else:
+                    changes.changed.append(item_key)
+                    changes.fields += _diff(item_key, existing[2], data)
         return changes
 
     @staticmethod
