@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -19,8 +19,10 @@ from soc.diff import diff_runs, find_run
 from soc.display import ProgressDisplay, diff_table, findings_table, runs_table, summary_table
 from soc.inventory import InventoryError, load_inventory, merge_portals_csv
 from soc.models import FindingStatus, Severity
-from soc.pipeline import ScanReport, UnknownPortalError, parse_only, run_scan, select_portals
 from soc.settings import Settings
+
+if TYPE_CHECKING:
+    from soc.pipeline import ScanReport
 
 app = typer.Typer(
     help="Bộ công cụ SOC tỉnh Đồng Nai / Đồng Nai provincial SOC toolkit.",
@@ -45,6 +47,8 @@ def scan_and_show(
     only: str | None = None,
 ) -> ScanReport:
     """Load, scan with progress, store, print the summary (and findings); shared by `scan` and `demo`."""
+    from soc.pipeline import UnknownPortalError, parse_only, run_scan, select_portals
+
     try:
         inventory = load_inventory(inventory_path)
         selected = select_portals(inventory, portals)

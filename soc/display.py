@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -17,7 +18,9 @@ from rich.table import Table
 from soc.diff import RunDiff
 from soc.inventory import Portal
 from soc.models import Finding, ScanRun, Severity, StoredFinding
-from soc.pipeline import PortalResult, ScanReport
+
+if TYPE_CHECKING:  # the scan pipeline is heavy to import; commands that do not scan should not pay for it
+    from soc.pipeline import PortalResult, ScanReport
 
 SEVERITY_STYLE = {
     Severity.CRITICAL: "bold white on red",

@@ -542,3 +542,11 @@ def test_open_store_accepts_paths_and_sqlite_urls(tmp_path: Path) -> None:
 def test_open_store_rejects_other_backends(url: str) -> None:
     with pytest.raises(ValueError):
         open_store(url)
+
+
+def test_head_revision_constant_matches_the_migration_chain() -> None:
+    from alembic.script import ScriptDirectory
+
+    from soc.store.sqlite import HEAD_REVISION, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION

@@ -140,15 +140,30 @@ def month_before(day: date) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-class Sources(BaseModel):
+@dataclass(frozen=True)
+class Sources:
     """What the KPIs are computed from, for one moment."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     systems: list[SystemRecord]
     coverage: list[CoverageRecord]
     scans: list[PortalScan]
     drills: list[str]
+
+    def for_agency(self, agency: str) -> Sources:
+        """The part of the sources that belongs to one agency (drills and scans are matched later)."""
+        return Sources([r for r in self.systems if r.agency == agency],
+                       [c for c in self.coverage if c.agency == agency], self.scans, self.drills)
+
+    def by_agency(self) -> dict[str, Sources]:
+        """Sources split per agency in one pass (the province view has every agency)."""
+        systems: dict[str, list[SystemRecord]] = {}
+        coverage: dict[str, list[CoverageRecord]] = {}
+        for record in self.systems:
+            systems.setdefault(record.agency, []).append(record)
+        for row in self.coverage:
+            coverage.setdefault(row.agency, []).append(row)
+        return {a: Sources(systems.get(a, []), coverage.get(a, []), self.scans, self.drills)
+                for a in set(systems) | set(coverage)}
 
 
 SourceLoader = Callable[[date], Sources]
@@ -187,12 +202,9 @@ class _Count:
 
 
 def _members(target: TargetSpec, day: date, agency: str | None, inventory: Inventory, sources: Sources) -> _Count:
-    """Who counts for a target, for one agency (None = the province)."""
-    def mine(owner: str) -> bool:
-        return agency is None or owner == agency
-
-    systems = sorted((r for r in sources.systems if mine(r.agency)), key=lambda r: r.id)
-    portals = sorted(p.url for p in inventory.portals if mine(p.agency))
+    """Who counts for a target, for one agency (None = the province); `sources` are already that scope's."""
+    systems = sorted(sources.systems, key=lambda r: r.id)
+    portals = sorted(p.url for p in inventory.portals if agency is None or p.agency == agency)
     if target.id == "systems_approved":
         return _split([r.id for r in systems], {r.id for r in systems if _approved(r, day)})
     if target.id == "systems_requirements_met":
@@ -202,7 +214,7 @@ def _members(target: TargetSpec, day: date, agency: str | None, inventory: Inven
     if target.id == "portals_labelled":
         return _split(portals, {url for url, scan in _latest_scans(sources.scans).items() if scan.label_valid})
     if target.id == "computers_antimalware":
-        rows = [c for c in sources.coverage if mine(c.agency)]
+        rows = sources.coverage
         full = {c.agency for c in rows if c.reporting_to_ncsc >= c.total_computers}
         split = _split(sorted(c.agency for c in rows), full)
         return _Count(split.included, split.excluded, sum(c.reporting_to_ncsc for c in rows),
@@ -263,7 +275,10 @@ def compliance_report(
         raise ValueError(f"--agency {agency}: not an agency of the inventory")
     province = Scope(id=PROVINCE, name="Tỉnh Đồng Nai / Đồng Nai province",
                      kpis=_scope_kpis(day, None, inventory, now, before, previous_day))
-    scopes = [Scope(id=a.id, name=a.name, kpis=_scope_kpis(day, a.id, inventory, now, before, previous_day))
+    empty = Sources([], [], now.scans, now.drills)
+    now_by, before_by = now.by_agency(), before.by_agency()
+    scopes = [Scope(id=a.id, name=a.name, kpis=_scope_kpis(day, a.id, inventory, now_by.get(a.id, empty),
+                                                           before_by.get(a.id, empty), previous_day))
               for a in agencies]
     ruleset = {
         "id": rules.id, "title": rules.title.vi, "title_en": rules.title.en, "to_be_confirmed": rules.to_be_confirmed,
