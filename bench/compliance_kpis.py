@@ -17,7 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, datetime, time as clock_time
+from datetime import date, datetime
+from datetime import time as clock_time
 from pathlib import Path
 
 import yaml
@@ -107,7 +108,8 @@ def main() -> None:
           f"max {max(in_process) * 1000:.0f} ms")
     print("`soc compliance --as-of D --json` (whole command, Python start-up included): "
           + ", ".join(f"{d:%Y-%m}: {t:.2f} s" for d, t in zip(probe, commands, strict=True)))
-    print(f"max {max(commands):.2f} s  (target < 1 s); last month approved: {approved.numerator}/{approved.denominator}")
+    print(f"max {max(commands):.2f} s  (target < 1 s); "
+          f"last month approved: {approved.numerator}/{approved.denominator}")
 
 
 if __name__ == "__main__":

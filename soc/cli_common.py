@@ -32,7 +32,7 @@ InventoryOption = Annotated[Path | None, typer.Option(
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print a bilingual error naming what is wrong and exit (2: bad input)."""
-    errors.print(f"[bold red]Lỗi / Error:[/] {escape(message)}")
+    errors.print(f"[bold red]Lỗi / Error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 

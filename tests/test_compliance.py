@@ -1,0 +1,321 @@
+"""Register history, compliance findings and KPIs — library and `soc` commands, on a temporary store."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import openpyxl
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from checks.compliance import evaluate_coverage, evaluate_system
+from soc.cli import app
+from soc.compliance.kpi import LOCAL_ZONE, Sources, TargetSpec, end_of_day, month_before, plan_for
+from soc.compliance.models import ApprovalStatus, CoverageRecord, RequirementStatus, SystemRecord
+from soc.compliance.rules import ruleset_for
+from soc.compliance.service import evaluate, report
+from soc.inventory import load_inventory
+from soc.models import FindingStatus, Observation, PortalScan
+from soc.store import SqliteStore, open_store
+from soc.store.register import HistoryError, SqliteRegister
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=LOCAL_ZONE)
+
+
+@pytest.fixture
+def inventory_path(tmp_path: Path) -> Path:
+    data = {
+        "agencies": [{"id": "stp", "name": "Sở Tư pháp"}, {"id": "syt", "name": "Sở Y tế"}],
+        "portals": [{"url": "https://stp.dongnai.gov.vn/", "agency": "stp"},
+                    {"url": "https://syt.dongnai.gov.vn/", "agency": "syt"}],
+    }
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    return open_store(tmp_path / "soc.db")
+
+
+def system(i: int, agency: str = "stp", **changes: object) -> SystemRecord:
+    base: dict[str, object] = dict(id=f"HT{i}", name=f"Hệ thống {i}", agency=agency, proposed_level=2)
+    base.update(changes)
+    return SystemRecord.model_validate(base)
+
+
+def approved(i: int, agency: str = "stp", **changes: object) -> SystemRecord:
+    fields: dict[str, object] = dict(approved_level=2, status=ApprovalStatus.APPROVED, decision_date=date(2026, 1, 10),
+                                     decision_number=f"{i}/QĐ")
+    return system(i, agency, **(fields | changes))
+
+
+# --- the register keeps every version --------------------------------------------------------------------------
+
+
+def test_register_versions_history_and_as_of(store: SqliteStore) -> None:
+    register = SqliteRegister(store)
+    first = register.apply_systems([system(1), system(2)], actor="lan", source="jan.xlsx", at=T0)
+    assert (first.added, first.changed) == (["HT1", "HT2"], [])
+    later = T0 + timedelta(days=40)
+    second = register.apply_systems([approved(1), system(2)], actor="minh", source="feb.xlsx", at=later)
+    assert (second.changed, second.unchanged) == (["HT1"], ["HT2"])
+    assert {(c.field, c.old, c.new) for c in second.fields} >= {("status", "not_started", "approved"),
+                                                                 ("approved_level", None, 2)}
+    assert [r.status for r in register.systems_as_of(T0 + timedelta(days=1)) if r.id == "HT1"] == [
+        ApprovalStatus.NOT_STARTED]
+    assert [r.status for r in register.systems_as_of(later) if r.id == "HT1"] == [ApprovalStatus.APPROVED]
+    assert register.systems_as_of(T0 - timedelta(seconds=1)) == []
+    history = register.system_history("HT1")
+    assert [(h.actor, h.source) for h in history] == [("lan", "jan.xlsx"), ("minh", "feb.xlsx")]
+    assert history[0].valid_to == history[1].valid_from
+
+
+def test_history_cannot_be_rewritten(store: SqliteStore) -> None:
+    register = SqliteRegister(store)
+    register.apply_systems([system(1)], actor="a", source="x", at=T0)
+    with pytest.raises(HistoryError, match="HT1"):
+        register.apply_systems([approved(1)], actor="a", source="y", at=T0 - timedelta(days=1))
+    assert [r.status for r in register.systems_as_of(T0)] == [ApprovalStatus.NOT_STARTED]
+
+
+# --- compliance findings ---------------------------------------------------------------------------------------
+
+DAY = date(2026, 11, 27)
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        (approved(1, requirements=RequirementStatus.MET, requirements_assessed=date(2026, 1, 10)), set()),
+        (system(1, in_operation=True), {"approval.missing_in_operation"}),
+        (system(1, in_operation=True, environment="test_real_data"), {"approval.missing_in_operation"}),
+        (approved(1, requirements=RequirementStatus.PARTLY), {"approval.requirements_unmet"}),
+        (approved(1, requirements=RequirementStatus.MET, proposed_level=3, approved_level=2),
+         {"approval.level_mismatch"}),
+        (approved(1, requirements=RequirementStatus.MET, handles_admin_procedures=True),
+         {"approval.level_mismatch"}),  # 2026 rules: administrative procedures need level 3+
+        (approved(1, requirements=RequirementStatus.MET, requirements_assessed=date(2025, 10, 1),
+                  proposed_level=3, approved_level=3), {"approval.reassessment_due"}),
+    ],
+)
+def test_system_findings(record: SystemRecord, expected: set[str]) -> None:
+    findings = evaluate_system(record, ruleset_for(DAY), DAY)
+    assert {f.check_id for f in findings} == expected
+
+
+def test_missing_approval_is_critical_from_level_3() -> None:
+    rules = ruleset_for(DAY)
+    assert evaluate_system(system(1, in_operation=True, proposed_level=3), rules, DAY)[0].severity.value == "critical"
+    assert evaluate_system(system(1, in_operation=True, proposed_level=2), rules, DAY)[0].severity.value == "high"
+
+
+def test_admin_procedure_minimum_applies_only_under_the_2026_rules() -> None:
+    record = approved(1, requirements=RequirementStatus.MET, handles_admin_procedures=True)
+    before = date(2026, 6, 30)
+    assert ruleset_for(before).id == "nd85-2016" and evaluate_system(record, ruleset_for(before), before) == []
+
+
+def test_transition_deadlines_after_they_pass() -> None:
+    after = date(2027, 7, 2)
+    rules = ruleset_for(after)
+    not_started = system(1)  # under investment, not in operation, never approved
+    found = {(f.check_id, f.detail) for f in evaluate_system(not_started, rules, after)}
+    assert ("approval.deadline_missed", "approval_old_procedure") in found
+    assert ("approval.deadline_missed", "new_requirements") in found
+
+
+def test_coverage_gap() -> None:
+    assert evaluate_coverage(CoverageRecord(agency="stp", total_computers=10, protected=10, reporting_to_ncsc=10)) == []
+    gap = evaluate_coverage(CoverageRecord(agency="stp", total_computers=10, protected=9, reporting_to_ncsc=7))
+    assert [(f.check_id, f.portal_url) for f in gap] == [("malware.coverage_gap", "agency:stp")]
+    assert "3 of 10" in gap[0].evidence
+
+
+def test_compliance_findings_open_and_resolve_in_the_store(store: SqliteStore) -> None:
+    register = SqliteRegister(store)
+    register.apply_systems([system(1, in_operation=True)], actor="a", source="x", at=T0)
+    evaluate(store, register, DAY)
+    assert [(f.check_id, f.status) for f in store.list_findings()] == [
+        ("approval.missing_in_operation", FindingStatus.OPEN)]
+    register.apply_systems([approved(1, in_operation=True, requirements=RequirementStatus.MET)], actor="a",
+                           source="y", at=T0 + timedelta(days=1))
+    evaluate(store, register, DAY)
+    assert [(f.check_id, f.status) for f in store.list_findings()] == [
+        ("approval.missing_in_operation", FindingStatus.RESOLVED)]
+
+
+# --- KPIs --------------------------------------------------------------------------------------------------------
+
+
+def kpi(result: object, scope: str, target: str) -> object:
+    scopes = [result.province, *result.agencies]  # type: ignore[attr-defined]
+    chosen = next(s for s in scopes if s.id == scope)
+    return next(k for k in chosen.kpis if k.id == target)
+
+
+def test_more_than_80_percent_means_strictly_more(store: SqliteStore, inventory_path: Path) -> None:
+    register = SqliteRegister(store)
+    register.apply_systems([approved(1), approved(2), approved(3), approved(4), system(5)], actor="a", source="x",
+                           at=T0)
+    inventory = load_inventory(inventory_path)
+    exactly_80 = kpi(report(store, inventory, DAY), "province", "systems_approved")
+    assert (exactly_80.numerator, exactly_80.denominator, exactly_80.percent) == (4, 5, 80.0)  # type: ignore[attr-defined]
+    assert exactly_80.status == "not_met"  # type: ignore[attr-defined]
+    assert exactly_80.included == ["HT1", "HT2", "HT3", "HT4"] and exactly_80.excluded == ["HT5"]  # type: ignore[attr-defined]
+    register.apply_systems([approved(6)], actor="a", source="y", at=T0 + timedelta(hours=1))
+    above = kpi(report(store, inventory, DAY), "province", "systems_approved")
+    assert (above.numerator, above.denominator, above.status) == (5, 6, "met")  # type: ignore[attr-defined]
+
+
+def test_exact_comparison_has_no_rounding() -> None:
+    target = TargetSpec(id="x", kind="rate", op=">", percent=45, title={"vi": "x", "en": "x"})  # type: ignore[arg-type]
+    assert target.met(9, 20) is False  # 45.000 %
+    assert target.met(450001, 1000000) is True  # 45.0001 %
+    assert target.met(0, 0) is None
+
+
+def test_past_dates_use_the_register_as_it_stood(store: SqliteStore, inventory_path: Path) -> None:
+    register = SqliteRegister(store)
+    register.apply_systems([system(1), system(2)], actor="a", source="jan", at=datetime(2026, 1, 5, tzinfo=UTC))
+    register.apply_systems([approved(1), system(2)], actor="a", source="mar", at=datetime(2026, 3, 5, tzinfo=UTC))
+    inventory = load_inventory(inventory_path)
+    feb = kpi(report(store, inventory, date(2026, 2, 20)), "province", "systems_approved")
+    apr = kpi(report(store, inventory, date(2026, 4, 2)), "province", "systems_approved")
+    assert (feb.numerator, apr.numerator) == (0, 1)  # type: ignore[attr-defined]
+    assert (apr.previous_percent, apr.change) == (0.0, 50.0)  # 2 March: before the approval was recorded
+    may = kpi(report(store, inventory, date(2026, 5, 10)), "province", "systems_approved")
+    assert (may.previous_percent, may.percent, may.change) == (50.0, 50.0, 0.0)  # type: ignore[attr-defined]
+    assert report(store, inventory, date(2026, 2, 20)).ruleset["id"] == "nd85-2016"
+    assert report(store, inventory, date(2026, 7, 1)).ruleset["id"] == "luat116-2025"
+
+
+def test_agency_scopes_and_coverage(store: SqliteStore, inventory_path: Path) -> None:
+    register = SqliteRegister(store)
+    register.apply_systems([approved(1, "stp"), system(2, "syt")], actor="a", source="x", at=T0)
+    register.apply_coverage([CoverageRecord(agency="stp", total_computers=100, protected=100, reporting_to_ncsc=100),
+                             CoverageRecord(agency="syt", total_computers=50, protected=40, reporting_to_ncsc=30)],
+                            actor="a", source="c", at=T0)
+    result = report(store, load_inventory(inventory_path), DAY)
+    assert kpi(result, "stp", "systems_approved").status == "met"  # type: ignore[attr-defined]
+    assert kpi(result, "syt", "systems_approved").status == "not_met"  # type: ignore[attr-defined]
+    computers = kpi(result, "province", "computers_antimalware")
+    assert (computers.numerator, computers.denominator, computers.excluded) == (130, 150, ["syt"])  # type: ignore[attr-defined]
+    drills = kpi(result, "province", "drills_held")
+    assert (drills.numerator, drills.status) == (0, "not_met")  # type: ignore[attr-defined]
+
+
+def test_portal_kpis_come_from_complete_scans_of_the_last_30_days(store: SqliteStore, inventory_path: Path) -> None:
+    stp, syt = "https://stp.dongnai.gov.vn/", "https://syt.dongnai.gov.vn/"
+    recorded = end_of_day(DAY) - timedelta(days=3)
+    old = end_of_day(DAY) - timedelta(days=45)
+
+    def scan(url: str, at: datetime, complete: bool, label: bool | None) -> None:
+        run = store.begin_run("x", 1)
+        observations = [Observation(collector=c, portal_url=url, observed_at=at, complete=complete)
+                        for c in ("tls", "http", "label")]
+        assessment = PortalScan(run_id=run.id, portal_url=url, recorded_at=at,
+                                collectors={"tls": complete, "http": complete, "label": True}, label_valid=label)
+        store.record_portal(run.id, url, observations, [], assessment)
+
+    scan(stp, recorded, True, True)
+    scan(syt, old, True, True)  # too old to count
+    result = report(store, load_inventory(inventory_path), DAY)
+    assessed, labelled = kpi(result, "province", "portals_assessed"), kpi(result, "province", "portals_labelled")
+    assert (assessed.included, assessed.excluded) == ([stp], [syt])  # type: ignore[attr-defined]
+    assert (labelled.numerator, labelled.denominator, labelled.status) == (1, 2, "not_met")  # type: ignore[attr-defined]
+
+
+def test_month_before_clamps_to_the_month_end() -> None:
+    assert month_before(date(2026, 3, 31)) == date(2026, 2, 28)
+    assert month_before(date(2026, 1, 15)) == date(2025, 12, 15)
+    assert plan_for(DAY).targets[0].label == "> 80%"
+
+
+def test_sources_split_by_agency() -> None:
+    sources = Sources([system(1, "stp"), system(2, "syt")], [], [], [])
+    assert {a: [r.id for r in s.systems] for a, s in sources.by_agency().items()} == {"stp": ["HT1"], "syt": ["HT2"]}
+
+
+# --- the commands ------------------------------------------------------------------------------------------------
+
+
+def write_register(path: Path, rows: list[list[object]]) -> Path:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "HTTT"
+    sheet.append(["DANH MỤC HỆ THỐNG THÔNG TIN"])
+    sheet.merge_cells("A1:F1")
+    sheet.append(["Mã hệ thống", "Tên hệ thống", "Cơ quan chủ quản", "Cấp độ đề xuất", "Cấp độ được phê duyệt",
+                  "Trạng thái", "Ngày phê duyệt", "Đang vận hành"])
+    for row in rows:
+        sheet.append(row)
+    book.create_sheet("Trống")  # an empty trailing sheet is normal
+    book.save(path)
+    return path
+
+
+def run(*args: str) -> object:
+    return CliRunner().invoke(app, list(args))
+
+
+def test_cli_import_rejects_a_broken_file_whole(tmp_path: Path, inventory_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    good = write_register(tmp_path / "good.xlsx", [["HT1", "Quản lý văn bản", "Sở Tư pháp", 3, 3, "Đã phê duyệt",
+                                                     "15/03/2024", "Có"]])
+    assert run("systems", "import", str(good), "-i", str(inventory_path), "--db", str(db)).exit_code == 0  # type: ignore[attr-defined]
+    broken = write_register(tmp_path / "broken.xlsx", [
+        ["HT2", "Một cửa", "Sở Không Có", 2, None, "Đã trình", None, "Có"],
+        ["HT3", "Y tế", "syt", 7, None, "Đã trình", "31/02/2024", "Không"],
+        ["HT2", "Trùng", "stp", 2, None, "Đã trình", None, "Không"],
+    ])
+    result = run("systems", "import", str(broken), "-i", str(inventory_path), "--db", str(db))
+    assert result.exit_code == 2  # type: ignore[attr-defined]
+    output = result.output  # type: ignore[attr-defined]
+    for expected in ("row 3", "Sở Không Có", "row 4", "7", "31/02/2024", "row 5", "HT2"):
+        assert expected in output, expected
+    with open_store(db) as store:
+        assert [r.id for r in SqliteRegister(store).systems_as_of(datetime.now(UTC))] == ["HT1"]
+
+
+def test_cli_compliance_json_list_history_export(tmp_path: Path, inventory_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    register = write_register(tmp_path / "r.xlsx", [
+        ["HT1", "Quản lý văn bản", "stp", 3, 3, "Đã phê duyệt", "15/03/2024", "Có"],
+        ["HT2", "Dịch vụ công", "syt", 3, None, "Đã trình", None, "Có"],
+    ])
+    assert run("systems", "import", str(register), "-i", str(inventory_path), "--db", str(db)).exit_code == 0  # type: ignore[attr-defined]
+    result = run("compliance", "--json", "-i", str(inventory_path), "--db", str(db))
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    data = json.loads(result.output)  # type: ignore[attr-defined]
+    assert data["schema"] == "soc.compliance/1" and data["ruleset"]["id"] == "luat116-2025"
+    approved_kpi = next(k for k in data["province"]["kpis"] if k["id"] == "systems_approved")
+    assert (approved_kpi["numerator"], approved_kpi["denominator"], approved_kpi["status"]) == (1, 2, "not_met")
+    assert {s["id"] for s in data["agencies"]} == {"stp", "syt"}
+    listing = run("systems", "list", "--db", str(db))
+    assert "HT2" in listing.output and "submitted" in listing.output  # type: ignore[attr-defined]
+    history = run("systems", "history", "HT1", "--db", str(db))
+    assert history.exit_code == 0 and "r.xlsx" in history.output  # type: ignore[attr-defined]
+    exported = tmp_path / "export.xlsx"
+    assert run("systems", "export", str(exported), "-i", str(inventory_path), "--db", str(db)).exit_code == 0  # type: ignore[attr-defined]
+    assert run("systems", "import", str(exported), "-i", str(inventory_path), "--db", str(db)).exit_code == 0  # type: ignore[attr-defined]
+    with open_store(db) as store:
+        assert len(SqliteRegister(store).system_history("HT1")) == 1  # the round trip changed nothing
+    findings = run("findings", "--json", "--db", str(db))
+    checks = {f["check_id"] for f in json.loads(findings.output)["findings"]}  # type: ignore[attr-defined]
+    assert "approval.missing_in_operation" in checks
+
+
+def test_cli_compliance_needs_an_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SOC_INVENTORY", raising=False)
+    result = run("compliance", "--db", str(tmp_path / "x.db"))
+    assert result.exit_code == 2 and "no inventory" in result.output  # type: ignore[attr-defined]
+
+
+def test_cli_unknown_agency_filter(tmp_path: Path, inventory_path: Path) -> None:
+    result = run("compliance", "--agency", "nope", "-i", str(inventory_path), "--db", str(tmp_path / "x.db"))
+    assert result.exit_code == 2 and "not an agency" in result.output  # type: ignore[attr-defined]
