@@ -97,8 +97,11 @@ def systems_export(
         records = SqliteRegister(store).systems_as_of(end_of_day(_day(as_of)))
     finally:
         store.close()
-    write_systems(path, sorted(records, key=lambda r: (r.agency, r.id)), {a.id: a.name for a in inv.agencies},
-                  english=english)
+    try:
+        write_systems(path, sorted(records, key=lambda r: (r.agency, r.id)), {a.id: a.name for a in inv.agencies},
+                      english=english)
+    except SheetError as exc:
+        fail(str(exc))
     console.print(f"{escape(str(path))}: {len(records)} hệ thống / systems")
 
 
@@ -205,6 +208,7 @@ def compliance(
     note = " — [yellow]cần đối chiếu Công báo / to be confirmed against the official gazette[/]" if rules[
         "to_be_confirmed"] else ""
     console.print(f"Ngày / As of {result.as_of:%d/%m/%Y}; quy định / rules: {rules['id']}{note}")
+    console.print(f"Báo cáo gửi / Report to: {escape(', '.join(rules['report_to']))}")
     if agency is None:
         console.print(_kpi_table(escape(result.province.name), result, result.province.kpis))
     for scope in result.agencies:

@@ -319,3 +319,22 @@ def test_cli_compliance_needs_an_inventory(tmp_path: Path, monkeypatch: pytest.M
 def test_cli_unknown_agency_filter(tmp_path: Path, inventory_path: Path) -> None:
     result = run("compliance", "--agency", "nope", "-i", str(inventory_path), "--db", str(tmp_path / "x.db"))
     assert result.exit_code == 2 and "not an agency" in result.output  # type: ignore[attr-defined]
+
+
+def test_approved_records_keep_the_legal_basis_of_their_decision() -> None:
+    from soc.compliance.service import with_legal_basis
+
+    assert with_legal_basis(approved(1, decision_date=date(2024, 3, 15))).legal_basis == "nd85-2016"
+    assert with_legal_basis(approved(1, decision_date=date(2026, 9, 1))).legal_basis == "luat116-2025"
+    assert with_legal_basis(approved(1, legal_basis="custom")).legal_basis == "custom"
+    assert with_legal_basis(system(1)).legal_basis is None
+
+
+def test_csv_export_neutralises_formulas_and_reads_them_back(tmp_path: Path) -> None:
+    from soc.compliance.sheets import read_systems, write_systems
+
+    record = system(1, name="=HYPERLINK(\"http://x\")")
+    path = tmp_path / "out.csv"
+    write_systems(path, [record], {"stp": "Sở Tư pháp"})
+    assert "'=HYPERLINK" in path.read_text(encoding="utf-8-sig")
+    assert read_systems(path, {"stp": "Sở Tư pháp"}).records == [record]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from checks.compliance import evaluate_register
 from soc.compliance.kpi import ASSESSMENT_WINDOW, LOCAL_ZONE, ComplianceReport, Sources, compliance_report, end_of_day
-from soc.compliance.models import CoverageRecord, SystemRecord
-from soc.compliance.rules import ruleset_for
+from soc.compliance.models import ApprovalStatus, CoverageRecord, SystemRecord
+from soc.compliance.rules import RulesError, ruleset_for
 from soc.compliance.sheets import SheetResult, read_coverage, read_systems
 from soc.inventory import Inventory
 from soc.models import Observation, ScanRun, utcnow
@@ -39,8 +39,21 @@ def import_systems(
     """Validate a register file whole (SheetError lists every problem), apply it, re-evaluate findings."""
     sheet = read_systems(path, agencies_of(inventory))
     register = SqliteRegister(store)
-    changes = register.apply_systems(sheet.records, actor=actor, source=path.name, at=at)
+    records = [with_legal_basis(r) for r in sheet.records]
+    changes = register.apply_systems(records, actor=actor, source=path.name, at=at)
     return sheet, changes, evaluate(store, register, local_today())
+
+
+def with_legal_basis(record: SystemRecord) -> SystemRecord:
+    """An approved record keeps the rule set its level was approved under: the file's, or the one in
+    force on the decision date — recorded now, so a later change of law never rewrites it."""
+    if record.legal_basis or record.status is not ApprovalStatus.APPROVED or record.decision_date is None:
+        return record
+    try:
+        basis = ruleset_for(record.decision_date).id
+    except RulesError:  # a decision older than every rule set: leave it for a person to fill in
+        return record
+    return record.model_copy(update={"legal_basis": basis})
 
 
 def import_coverage(

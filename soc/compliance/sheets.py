@@ -248,9 +248,14 @@ class _Agencies:
         return f" (did you mean '{names[close[0]]}'?)" if close else " (write its id or its name as in the inventory)"
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A CSV cell starting like this is run as a formula by spreadsheet programs: written with a leading '."""
+
+
 def _parse_text(value: object) -> str:
     if isinstance(value, str):
-        return value.strip()
+        text = value.strip()
+        return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
     if isinstance(value, date):
         raise _CellProblem(f"{_show(value)} is a date, not text (format the cell as Text and retype it)")
     if isinstance(value, bool):
@@ -841,7 +846,8 @@ def _csv_text(value: CellValue) -> str:
         return ""
     if isinstance(value, date):
         return value.strftime("%d/%m/%Y")
-    return str(value)
+    text = str(value)
+    return f"'{text}" if isinstance(value, str) and text.startswith(FORMULA_STARTS) else text
 
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:
