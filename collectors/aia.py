@@ -7,8 +7,6 @@ internet unless the inventory allows that network (the portal lab allows loopbac
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,34 +14,12 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from collectors.netpolicy import AddressRefused, allowed_address
 from soc.inventory import IPNetwork
 
 
 class AiaFetchError(Exception):
     """An AIA URL could not be fetched or did not hold a certificate."""
-
-
-def _allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allowed: Sequence[IPNetwork]) -> bool:
-    if any(address in network for network in allowed):
-        return True
-    return address.is_global
-
-
-def _resolve(host: str, port: int, allowed: Sequence[IPNetwork]) -> str:
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise AiaFetchError(f"{host}: cannot resolve ({exc})") from None
-        candidates = [ipaddress.ip_address(info[4][0]) for info in infos]
-    else:
-        candidates = [literal]
-    for address in candidates:
-        if _allowed(address, allowed):
-            return str(address)
-    raise AiaFetchError(f"{host}: address {candidates[0]} is not public and not in allowed_networks")
 
 
 def parse_certificates(body: bytes) -> list[x509.Certificate]:
@@ -90,7 +66,10 @@ class AiaFetcher:
         if parts.scheme != "http" or not parts.hostname:
             raise AiaFetchError(f"{url[:200]}: only http URLs are fetched (RFC 5280 §4.2.2.1)")
         port = parts.port or 80
-        address = _resolve(parts.hostname, port, self._allowed)
+        try:
+            address = allowed_address(parts.hostname, port, self._allowed)
+        except AddressRefused as exc:
+            raise AiaFetchError(str(exc)) from None
         host_for_url = f"[{address}]" if ":" in address else address
         target = urlunsplit((parts.scheme, f"{host_for_url}:{port}", parts.path or "/", parts.query, ""))
         headers = {"Host": parts.netloc.rsplit("@", 1)[-1]}

@@ -11,8 +11,6 @@ verified, but SNI and Host carry the portal's name while the connection goes to 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
-import socket
 import threading
 import time
 import unicodedata
@@ -26,6 +24,7 @@ import httpx
 from bs4 import BeautifulSoup, UnicodeDammit
 from bs4.dammit import EncodingDetector
 
+from collectors.netpolicy import AddressRefused, allowed_address, candidates
 from collectors.trustlabel import extract_badges
 from soc.inventory import IPNetwork
 from soc.models import utcnow
@@ -133,22 +132,12 @@ class HttpCollector:
         return obs
 
     def _address_for(self, host: str, port: int, target: HttpTarget) -> str:
-        if host == target.host and target.address:
-            return target.address
         try:
-            candidates = [ipaddress.ip_address(host)]
-        except ValueError:
-            try:
-                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except OSError as exc:
-                raise Refused(f"cannot resolve {host}: {exc}") from None
-            candidates = [ipaddress.ip_address(info[4][0]) for info in infos]
-        if host == target.host:
-            return str(candidates[0])  # the portal's own name: the inventory vouches for it
-        for address in candidates:
-            if address.is_global or any(address in network for network in self.config.allowed_networks):
-                return str(address)
-        raise Refused(f"{host} resolves to {candidates[0]}, outside the allowed addresses")
+            if host == target.host:  # the portal's own name: the inventory vouches for it
+                return target.address or str(candidates(host, port)[0])
+            return allowed_address(host, port, self.config.allowed_networks)
+        except AddressRefused as exc:
+            raise Refused(str(exc)) from None
 
     def _get(self, url: str, target: HttpTarget, max_body: int) -> _Response:
         parts = urlsplit(url)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -23,7 +24,10 @@ from soc.cli_common import (
 from soc.compliance.kpi import LOCAL_ZONE, ComplianceReport, end_of_day
 from soc.compliance.models import ApprovalStatus
 from soc.compliance.service import import_coverage, import_systems, local_today, report
-from soc.compliance.sheets import SheetError, write_systems
+from soc.compliance.sheets import SheetError, SheetResult, write_systems
+from soc.inventory import Inventory
+from soc.models import ScanRun
+from soc.store import SqliteStore
 from soc.store.register import HistoryError, RegisterChanges, SqliteRegister
 
 systems_app = typer.Typer(help="Sổ đăng ký hệ thống thông tin / Register of information systems.", no_args_is_help=True)
@@ -33,6 +37,8 @@ STATUS_STYLE = {
     ApprovalStatus.APPROVED: "green", ApprovalStatus.APPRAISED: "cyan", ApprovalStatus.SUBMITTED: "cyan",
     ApprovalStatus.DOSSIER_DRAFTED: "yellow", ApprovalStatus.NOT_STARTED: "red", ApprovalStatus.REJECTED: "bold red",
 }
+Importer = Callable[[Path, Inventory, SqliteStore, str, "datetime | None"],
+                    tuple[SheetResult[Any], RegisterChanges, ScanRun]]
 KPI_STYLE = {"met": "green", "not_met": "bold red", "no_data": "dim"}
 ActorOption = Annotated[str, typer.Option("--actor", help="Who applies the file (kept in the history).",
                                           envvar="USER")]
@@ -70,19 +76,7 @@ def systems_import(
     db: DbOption = None,
 ) -> None:
     """Nhập sổ đăng ký / Import a register file: all of it or nothing, every problem listed."""
-    if not path.is_file():
-        fail(f"{path}: file not found")
-    inv, store = load_inventory_or_fail(inventory), open_store_or_fail(settings_with(db))
-    try:
-        sheet, changes, run = import_systems(path, inv, store, actor, _moment(effective))
-    except (SheetError, HistoryError) as exc:
-        fail(str(exc))
-    finally:
-        store.close()
-    for warning in sheet.warnings:
-        console.print(f"[yellow]Cảnh báo / Warning:[/] {escape(warning)}")
-    console.print(_changes_table(f"{escape(path.name)}: thay đổi / changes", changes))
-    console.print(f"Đã đánh giá tuân thủ / Compliance evaluated: run {run.id[:12]}")
+    _import(path, inventory, actor, effective, db, import_systems)
 
 
 @systems_app.command("export")
@@ -159,11 +153,17 @@ def coverage_import(
     db: DbOption = None,
 ) -> None:
     """Nhập số liệu phòng chống mã độc / Import anti-malware coverage per agency."""
+    _import(path, inventory, actor, effective, db, import_coverage)
+
+
+def _import(path: Path, inventory: Path | None, actor: str, effective: datetime | None, db: Path | None,
+            importer: Importer) -> None:
+    """Validate and apply one file, then show warnings, what changed and the compliance run."""
     if not path.is_file():
         fail(f"{path}: file not found")
     inv, store = load_inventory_or_fail(inventory), open_store_or_fail(settings_with(db))
     try:
-        sheet, changes, _run = import_coverage(path, inv, store, actor, _moment(effective))
+        sheet, changes, run = importer(path, inv, store, actor, _moment(effective))
     except (SheetError, HistoryError) as exc:
         fail(str(exc))
     finally:
@@ -171,6 +171,7 @@ def coverage_import(
     for warning in sheet.warnings:
         console.print(f"[yellow]Cảnh báo / Warning:[/] {escape(warning)}")
     console.print(_changes_table(f"{escape(path.name)}: thay đổi / changes", changes))
+    console.print(f"Đã đánh giá tuân thủ / Compliance evaluated: run {run.id[:12]}")
 
 
 def _kpi_table(title: str, result: ComplianceReport, scope_kpis: list) -> Table:  # type: ignore[type-arg]

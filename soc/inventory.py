@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from soc.validation import problems as validation_problems
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -217,25 +219,6 @@ def _duplicates(kind: str, field: str, values: Iterable[str]) -> list[str]:
     return problems
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _problems(source: str, error: ValidationError) -> list[str]:
-    problems = []
-    for item in error.errors():
-        message = str(item["msg"]).removeprefix("Value error, ")
-        where = _location(tuple(item["loc"]))
-        if not where and "; " in message:  # model-level validator: one problem per clause
-            problems += [f"{source}: {part}" for part in message.split("; ")]
-        else:
-            problems.append(f"{source}: {where}: {message}" if where else f"{source}: {message}")
-    return problems
-
-
 def _resolve_paths(inventory: Inventory, base: Path, source: str) -> Inventory:
     def resolve(path: Path) -> Path:
         return path if path.is_absolute() else (base / path).resolve()
@@ -266,7 +249,7 @@ def parse_inventory(data: Any, source: str, base: Path) -> Inventory:
     try:
         inventory = Inventory.model_validate(data)
     except ValidationError as exc:
-        raise InventoryError(_problems(source, exc)) from None
+        raise InventoryError(validation_problems(source, exc)) from None
     return _resolve_paths(inventory, base, source)
 
 
@@ -336,7 +319,7 @@ def read_portals_csv(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, s
             Portal.model_validate(portal)
         except ValidationError as exc:
             prefix = f"{source}: row {row_number}: "
-            problems += [prefix + p.removeprefix(f"{source}: ") for p in _problems(source, exc)]
+            problems += [prefix + p.removeprefix(f"{source}: ") for p in validation_problems(source, exc)]
     if problems:
         raise InventoryError(problems)
     return portals, [{"id": k, "name": v} for k, v in agencies.items()]

@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from soc.compliance.models import Environment, SystemRecord
+from soc.validation import problems as validation_problems
 
 RULESETS_DIR = Path(__file__).parent / "rulesets"
 """Where the shipped rule sets live (package data)."""
@@ -310,25 +311,6 @@ class RuleSet(_Frozen):
         raise KeyError(f"rule set {self.id!r} has no requirement group {group_id!r}")
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _problems(source: str, error: ValidationError) -> list[str]:
-    problems = []
-    for item in error.errors():
-        message = str(item["msg"]).removeprefix("Value error, ")
-        where = _location(tuple(item["loc"]))
-        if where:
-            problems.append(f"{source}: {where}: {message}")
-        else:  # model-level validator: one problem per clause, each starting with its field
-            problems += [f"{source}: {part}" for part in message.split("; ")]
-    return problems
-
-
 def _read(path: Path) -> tuple[RuleSet | None, list[str]]:
     source = path.name
     try:
@@ -344,7 +326,7 @@ def _read(path: Path) -> tuple[RuleSet | None, list[str]]:
     try:
         ruleset = RuleSet.model_validate(data)
     except ValidationError as exc:
-        return None, _problems(source, exc)
+        return None, validation_problems(source, exc)
     if ruleset.id != path.stem:
         return None, [f"{source}: id: {ruleset.id!r} does not match the file name (expected {path.stem!r})"]
     return ruleset, []

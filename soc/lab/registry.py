@@ -14,15 +14,14 @@ from __future__ import annotations
 import html
 import ipaddress
 import re
-import socketserver
 import threading
 from dataclasses import dataclass
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, Literal
 
-from soc.lab.servers import LabError
+from soc.lab.servers import LabError, QuietHTTPServer
 
 DETAIL_PREFIX = "/danh-ba-tin-nhiem/"
 LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
@@ -94,22 +93,6 @@ GARBAGE_PAGE = (
 )
 
 
-class _QuietServer(ThreadingHTTPServer):
-    """A threaded HTTP server without reverse-DNS lookup at bind and without tracebacks."""
-
-    daemon_threads = True
-
-    def server_bind(self) -> None:
-        """Bind without HTTPServer's socket.getfqdn() (which would query a non-loopback resolver)."""
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Ignore broken client connections."""
-
-
 def require_127(address: str) -> None:
     """LabError unless `address` is an IPv4 address in 127.0.0.0/8."""
     try:
@@ -138,7 +121,7 @@ class RegistryServer:
         for slug, entry in (entries or {}).items():
             self.add(slug, entry)
         try:
-            self._httpd = _QuietServer((address, port), self._handler_class())
+            self._httpd = QuietHTTPServer((address, port), self._handler_class())
         except OSError as err:
             raise LabError(f"cannot listen on {address}:{port}: {err.strerror or err}") from err
         self.port: int = self._httpd.server_port

@@ -315,7 +315,7 @@ def reset_handler(conn: Connection, stopping: threading.Event) -> None:
     conn.sock.close()
 
 
-class _QuietHTTPServer(ThreadingHTTPServer):
+class QuietHTTPServer(ThreadingHTTPServer):
     """A threaded HTTP server that does no reverse-DNS lookup and prints no tracebacks."""
 
     daemon_threads = True
@@ -372,7 +372,7 @@ class AIAServer:
         """Bind an ephemeral port on `address` (loopback only)."""
         require_loopback(address)
         try:
-            self._httpd = _QuietHTTPServer((address, 0), _aia_handler_class(der))
+            self._httpd = QuietHTTPServer((address, 0), _aia_handler_class(der))
         except OSError as err:
             raise LabError(f"cannot listen on {address}: {err.strerror or err}") from err
         self.address = address

@@ -1,0 +1,30 @@
+"""Turning pydantic validation errors into messages that name the file, the entry and the field."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+
+def location(loc: tuple[int | str, ...]) -> str:
+    """('portals', 3, 'url') → 'portals[3].url'."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def problems(source: str, error: ValidationError) -> list[str]:
+    """One line per problem: 'inventory.yaml: portals[3].url: not a valid https URL'.
+
+    A model-level validator reports several problems in one message, joined by '; ' and each
+    starting with its field: they are split back into lines.
+    """
+    lines = []
+    for item in error.errors():
+        message = str(item["msg"]).removeprefix("Value error, ")
+        where = location(tuple(item["loc"]))
+        if not where and "; " in message:
+            lines += [f"{source}: {part}" for part in message.split("; ")]
+        else:
+            lines.append(f"{source}: {where}: {message}" if where else f"{source}: {message}")
+    return lines
