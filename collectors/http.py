@@ -127,7 +127,10 @@ class HttpCollector:
                               observed_at=utcnow(), start_url=target.http_url)
         self._redirect_chain(target, obs)
         self._homepage(target, obs)
-        self._security_txt(target, obs)
+        if obs.status is None and obs.error and "Timeout" in obs.error:
+            obs.security_txt_error = "not tried: the homepage timed out"  # a silent host costs one timeout, not two
+        else:
+            self._security_txt(target, obs)
         obs.duration_s = round(time.monotonic() - started, 3)
         return obs
 

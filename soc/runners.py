@@ -7,8 +7,8 @@ if the runner dies.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -104,21 +104,32 @@ def run_http(scan: _Scan) -> Iterator[tuple[str, str]]:
     registry = registry_for(scan.inventory, settings) if "label" in scan.only else None
     try:
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="label") as pool:
-            lookups = []
+            pending: list[Future[LabelObservation]] = []
             for obs in collector.scan(targets):
                 if "http" in scan.only:
                     scan.emit("http", obs.portal_url, obs)
                     yield "http", obs.portal_url
                 if registry is not None:
-                    lookups.append(pool.submit(label_observation, obs, registry))
-            for future in as_completed(lookups):
-                label = future.result()
-                scan.emit("label", label.portal_url, label)
-                yield "label", label.portal_url
+                    pending.append(pool.submit(label_observation, obs, registry))
+                pending = yield from _emit_labels(scan, [f for f in pending if f.done()], pending)
+            yield from _emit_labels(scan, as_completed(pending), pending)
     finally:
         collector.close()
         if registry is not None:
             registry.close()
+
+
+def _emit_labels(
+    scan: _Scan, finished: Iterable[Future[LabelObservation]], pending: list[Future[LabelObservation]]
+) -> Generator[tuple[str, str], None, list[Future[LabelObservation]]]:
+    """Hand finished label lookups to the pipeline as they complete (not after the slowest homepage)."""
+    left = list(pending)
+    for future in finished:
+        label = future.result()
+        scan.emit("label", label.portal_url, label)
+        left.remove(future)
+        yield "label", label.portal_url
+    return left
 
 
 def http_port(portal: Portal) -> int:
