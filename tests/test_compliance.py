@@ -338,3 +338,16 @@ def test_csv_export_neutralises_formulas_and_reads_them_back(tmp_path: Path) -> 
     write_systems(path, [record], {"stp": "Sở Tư pháp"})
     assert "'=HYPERLINK" in path.read_text(encoding="utf-8-sig")
     assert read_systems(path, {"stp": "Sở Tư pháp"}).records == [record]
+
+
+def test_example_register_and_coverage_import(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    inventory = str(repo / "examples" / "dongnai.yaml")
+    db = str(tmp_path / "examples.db")
+    for command, name in (("systems", "he-thong-thong-tin.csv"), ("coverage", "phong-chong-ma-doc.csv")):
+        result = run(command, "import", str(repo / "examples" / name), "-i", inventory, "--db", db)
+        assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    data = json.loads(run("compliance", "--json", "--as-of", "2026-11-27", "-i", inventory, "--db", db).output)  # type: ignore[attr-defined]
+    kpis = {k["id"]: k for k in data["province"]["kpis"]}
+    assert (kpis["systems_approved"]["numerator"], kpis["systems_approved"]["denominator"]) == (2, 4)
+    assert (kpis["computers_antimalware"]["numerator"], kpis["computers_antimalware"]["denominator"]) == (621, 695)
