@@ -7,6 +7,7 @@ internet unless the inventory allows that network (the portal lab allows loopbac
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,12 +15,22 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from collectors.bounded import IDENTITY_HEADERS, read_body
 from collectors.netpolicy import AddressRefused, allowed_address
 from soc.inventory import IPNetwork
 
 
 class AiaFetchError(Exception):
-    """An AIA URL could not be fetched or did not hold a certificate."""
+    """An AIA URL could not be fetched or did not hold a certificate.
+
+    `transient` is True for network failures (timeout, refused, 5xx): the chain's verdict is then
+    unknown, not "untrusted", and the observation must be incomplete. Policy refusals and bodies
+    that are not certificates are final answers.
+    """
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def parse_certificates(body: bytes) -> list[x509.Certificate]:
@@ -47,7 +58,9 @@ class AiaFetcher:
         self._allowed = list(allowed_networks)
         self._max_bytes = max_bytes
         self._cache: dict[str, list[x509.Certificate] | AiaFetchError] = {}
-        self._client = httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False)
+        self._timeout = timeout
+        self._client = httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False,
+                                    headers=IDENTITY_HEADERS)
 
     def fetch(self, url: str) -> list[x509.Certificate]:
         """The certificates behind one URL, or AiaFetchError saying why not."""
@@ -62,6 +75,14 @@ class AiaFetcher:
         return result
 
     def _fetch(self, url: str) -> list[x509.Certificate]:
+        try:
+            return self._fetch_unchecked(url)
+        except AiaFetchError:
+            raise
+        except Exception as exc:  # a malformed URL from a hostile certificate (bad port, IPv6 brackets…)
+            raise AiaFetchError(f"{url[:200]}: {type(exc).__name__}: {exc}") from None
+
+    def _fetch_unchecked(self, url: str) -> list[x509.Certificate]:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise AiaFetchError(f"{url[:200]}: only http URLs are fetched (RFC 5280 §4.2.2.1)")
@@ -76,14 +97,13 @@ class AiaFetcher:
         try:
             with self._client.stream("GET", target, headers=headers) as response:
                 if response.status_code != 200:
-                    raise AiaFetchError(f"{url[:200]}: HTTP {response.status_code}")
-                body = b""
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > self._max_bytes:
-                        raise AiaFetchError(f"{url[:200]}: larger than {self._max_bytes} bytes")
+                    raise AiaFetchError(f"{url[:200]}: HTTP {response.status_code}",
+                                        transient=response.status_code >= 500)
+                body = read_body(response, self._max_bytes + 1, time.monotonic() + 2 * self._timeout)
         except httpx.HTTPError as exc:
-            raise AiaFetchError(f"{url[:200]}: {type(exc).__name__}: {exc}") from None
+            raise AiaFetchError(f"{url[:200]}: {type(exc).__name__}: {exc}", transient=True) from None
+        if len(body) > self._max_bytes:
+            raise AiaFetchError(f"{url[:200]}: larger than {self._max_bytes} bytes")
         return parse_certificates(body)
 
     def close(self) -> None:

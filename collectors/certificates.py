@@ -25,6 +25,8 @@ MAX_TEXT = 512
 """Bound on any certificate text field kept (subject, issuer, names): certificates are hostile input."""
 MAX_NAMES = 100
 MAX_CHAIN_DEPTH = 8
+MAX_POOL = 16
+"""Certificates of a sent chain considered for path building (real chains have 2–4)."""
 
 
 def _bounded(text: str) -> str:
@@ -39,7 +41,10 @@ def _name(name: x509.Name) -> str:
 
 
 def _key(cert: x509.Certificate) -> tuple[str, int | None]:
-    key = cert.public_key()
+    try:
+        key = cert.public_key()
+    except Exception:  # an unsupported key algorithm (e.g. GOST): not judged, not fatal
+        return "other", None
     if isinstance(key, rsa.RSAPublicKey):
         return "RSA", key.key_size
     if isinstance(key, ec.EllipticCurvePublicKey):
@@ -105,9 +110,9 @@ def is_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 def _verify_legacy_signature(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """Signature check for algorithms cryptography's verifier refuses (SHA-1, MD5); still a real check."""
-    key, algorithm = issuer.public_key(), cert.signature_hash_algorithm
-    data, signature = cert.tbs_certificate_bytes, cert.signature
     try:
+        key, algorithm = issuer.public_key(), cert.signature_hash_algorithm
+        data, signature = cert.tbs_certificate_bytes, cert.signature
         if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
             parameters = cert.signature_algorithm_parameters
             assert isinstance(parameters, padding.PKCS1v15 | padding.PSS)
@@ -131,7 +136,10 @@ def is_self_signed(cert: x509.Certificate) -> bool:
 def describe(cert: x509.Certificate) -> CertificateInfo:
     """The facts the checks need about one certificate."""
     key_type, key_size = _key(cert)
-    algorithm = cert.signature_hash_algorithm
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except Exception:  # UnsupportedAlgorithm for exotic signatures: recorded as unknown
+        algorithm = None
     return CertificateInfo(
         subject=_name(cert.subject),
         issuer=_name(cert.issuer),
@@ -206,20 +214,27 @@ def anchor_set(extra_pem_files: Iterable[Path]) -> AnchorSet:
 
 
 def anchoring_stores(chain: Sequence[x509.Certificate], anchors: AnchorSet) -> list[str]:
-    """Stores reached by some path from the leaf through `chain[1:]` to an anchor ([] when none)."""
-    pool = list(chain[1:])
+    """Stores reached by some path from the leaf through the sent certificates to an anchor ([] when none).
 
-    def walk(cert: x509.Certificate, depth: int, seen: frozenset[bytes]) -> list[str]:
-        stores = anchors.issuers_of(cert)
-        if stores or depth >= MAX_CHAIN_DEPTH:
-            return stores
-        for candidate in pool:
-            fingerprint = candidate.fingerprint(hashes.SHA256())
-            if fingerprint not in seen and is_issued_by(cert, candidate):
-                found = walk(candidate, depth + 1, seen | {fingerprint})
-                if found:
-                    return found
-        return []
-
+    A breadth-first search with one visited set: each certificate is tried once, so a hostile server
+    sending many mutually-issuing certificates costs n² signature checks at most, never n!.
+    """
+    pool = list(chain[1 : MAX_POOL + 1])
     leaf = chain[0]
-    return walk(leaf, 0, frozenset({leaf.fingerprint(hashes.SHA256())}))
+    visited = {leaf.fingerprint(hashes.SHA256())}
+    frontier = [leaf]
+    for _depth in range(MAX_CHAIN_DEPTH + 1):
+        next_frontier = []
+        for cert in frontier:
+            stores = anchors.issuers_of(cert)
+            if stores:
+                return stores
+            for candidate in pool:
+                fingerprint = candidate.fingerprint(hashes.SHA256())
+                if fingerprint not in visited and is_issued_by(cert, candidate):
+                    visited.add(fingerprint)
+                    next_frontier.append(candidate)
+        if not next_frontier:
+            return []
+        frontier = next_frontier
+    return []

@@ -14,7 +14,6 @@ import hashlib
 import threading
 import time
 import unicodedata
-import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import httpx
 from bs4 import BeautifulSoup, UnicodeDammit
 from bs4.dammit import EncodingDetector
 
+from collectors.bounded import IDENTITY_HEADERS, read_body
 from collectors.netpolicy import AddressRefused, allowed_address, candidates
 from collectors.trustlabel import extract_badges
 from soc.inventory import IPNetwork
@@ -104,7 +104,7 @@ class HttpCollector:
         self._client = httpx.Client(
             verify=False, follow_redirects=False, trust_env=False, timeout=config.timeout,
             # identity: a compressed body could unpack far beyond max_body before the cap applies
-            headers={"User-Agent": USER_AGENT, "Accept": "text/html,*/*;q=0.5", "Accept-Encoding": "identity"},
+            headers={"User-Agent": USER_AGENT, "Accept": "text/html,*/*;q=0.5", **IDENTITY_HEADERS},
             limits=httpx.Limits(max_connections=config.concurrent_portals * 2, max_keepalive_connections=0),
         )
 
@@ -121,18 +121,24 @@ class HttpCollector:
                 yield future.result()
 
     def observe(self, target: HttpTarget) -> HttpObservation:
-        """Everything about one portal; failures are recorded, never raised."""
+        """Everything about one portal; failures are recorded, never raised (one portal never stops the run)."""
         started = time.monotonic()
         obs = HttpObservation(portal_url=target.portal_url, host=target.host, address=target.address,
                               observed_at=utcnow(), start_url=target.http_url)
+        try:
+            self._observe(target, obs)
+        except Exception as exc:  # a surprise in hostile input: recorded, the observation is incomplete
+            obs.error = obs.error or _bounded(f"collector error: {type(exc).__name__}: {exc}", 300)
+        obs.duration_s = round(time.monotonic() - started, 3)
+        return obs
+
+    def _observe(self, target: HttpTarget, obs: HttpObservation) -> None:
         self._redirect_chain(target, obs)
         self._homepage(target, obs)
         if obs.status is None and obs.error and "Timeout" in obs.error:
             obs.security_txt_error = "not tried: the homepage timed out"  # a silent host costs one timeout, not two
         else:
             self._security_txt(target, obs)
-        obs.duration_s = round(time.monotonic() - started, 3)
-        return obs
 
     def _address_for(self, host: str, port: int, target: HttpTarget) -> str:
         try:
@@ -158,7 +164,7 @@ class HttpCollector:
         with self._slot(address), self._client.stream(
             "GET", request_url, headers={"Host": host_header}, extensions=extensions
         ) as reply:
-            body = _read_body(reply, max_body, time.monotonic() + REQUEST_BUDGET * self.config.timeout)
+            body = read_body(reply, max_body, time.monotonic() + REQUEST_BUDGET * self.config.timeout)
             return _Response(url=url, status=reply.status_code, headers=_headers(reply), body=body)
 
     def _slot(self, address: str) -> threading.BoundedSemaphore:
@@ -196,7 +202,12 @@ class HttpCollector:
                 obs.reaches_https = False  # an http:// page answered instead of redirecting
                 return
             hop.location = _bounded(location)
-            url = _join(url, location)
+            try:
+                url = _join(url, location)
+            except Refused as exc:
+                hop.refused = str(exc)
+                obs.reaches_https = False
+                return
         obs.redirects[-1].refused = f"more than {self.config.max_redirects} redirects"
         obs.reaches_https = False
 
@@ -220,6 +231,10 @@ class HttpCollector:
             return
         obs.final_url, obs.status, obs.headers = _bounded(url), response.status, response.headers
         obs.body_bytes, obs.body_sha256 = len(response.body), hashlib.sha256(response.body).hexdigest()
+        if not 200 <= response.status < 300:
+            # An error or maintenance page is not the portal: judging it would resolve (or invent) findings.
+            obs.error = f"homepage answered HTTP {response.status}"
+            return
         self._read_page(response, obs)
 
     def _read_page(self, response: _Response, obs: HttpObservation) -> None:
@@ -242,35 +257,6 @@ class HttpCollector:
         content_type = " ".join(response.headers.get("content-type", [])).lower()
         obs.security_txt = (response.status == 200 and "text/plain" in content_type
                             and b"contact:" in response.body.lower())
-
-
-def _read_body(reply: httpx.Response, max_body: int, deadline: float) -> bytes:
-    """At most `max_body` decoded bytes, by `deadline` — decompressing no further than the cap.
-
-    httpx would inflate each network read whole (a 32 kB gzip can become 64 MiB in memory), so the
-    raw stream is read and gzip/deflate are inflated here with a bounded output.
-    """
-    encoding = reply.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("identity", "", "gzip", "x-gzip", "deflate"):
-        raise httpx.DecodingError(f"unsupported Content-Encoding {encoding[:40]!r}")
-    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32) if encoding not in ("identity", "") else None
-    body = bytearray()
-    for raw in reply.iter_raw():
-        data = raw
-        while data and len(body) < max_body:
-            if inflater is None:
-                body += data[: max_body - len(body)]
-                break
-            try:
-                body += inflater.decompress(data, max_body - len(body))
-            except zlib.error as exc:
-                raise httpx.DecodingError(f"bad {encoding} body: {exc}") from None
-            data = inflater.unconsumed_tail
-        if len(body) >= max_body:
-            break
-        if time.monotonic() > deadline:  # a trickling server: httpx's timeout is per read
-            raise httpx.ReadTimeout("body not received in time")
-    return bytes(body)
 
 
 def _join(base: str, location: str) -> str:
@@ -301,7 +287,10 @@ def mixed_content(soup: BeautifulSoup, page_url: str) -> list[str]:
         value = tag.get(attribute)
         if not isinstance(value, str):
             continue
-        absolute = urljoin(page_url, value.strip())
+        try:
+            absolute = urljoin(page_url, value.strip())
+        except ValueError:  # e.g. "http://[x": not a URL a browser would load either
+            continue
         if absolute.lower().startswith("http://"):
             found.append(_bounded(absolute))
     return list(dict.fromkeys(found))[:MAX_MIXED]

@@ -33,7 +33,7 @@ def candidates(host: str, port: int) -> list[IPAddress]:
         pass
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
+    except (OSError, UnicodeError, ValueError) as exc:  # UnicodeError: a label over 63 characters, "a..b"
         raise AddressRefused(f"{host}: cannot resolve ({exc})") from None
     return [ipaddress.ip_address(info[4][0]) for info in infos]
 

@@ -218,9 +218,9 @@ class TlsCollector:
         if not paths:
             return None
         fd, name = tempfile.mkstemp(suffix=".pem", prefix="soc-anchors-")
-        with open(fd, "w", encoding="ascii") as handle:
+        with open(fd, "wb") as handle:  # bytes: PEM files may carry UTF-8 comments
             for path in paths:
-                handle.write(path.read_text(encoding="ascii").strip() + "\n")
+                handle.write(path.read_bytes().strip() + b"\n")
         return Path(name)
 
     def close(self) -> None:
@@ -350,27 +350,30 @@ class TlsCollector:
         obs.trusted_stores = [
             r.trust_store.name for r in deployment.path_validation_results if r.was_validation_successful
         ]
-        obs.trust = self._anchor(chain)
+        obs.trust = self._anchor(chain, obs)
 
-    def _anchor(self, chain: list[x509.Certificate]) -> ChainTrust:
+    def _anchor(self, chain: list[x509.Certificate], obs: TlsObservation) -> ChainTrust:
         stores = anchoring_stores(chain, self._anchors)
         if stores:
             return ChainTrust(anchored=True, anchored_stores=stores)
         trust = ChainTrust(anchored=False, error="no path from the sent chain to a trust anchor")
         fetched, errors = self._complete_from_aia(chain)
         trust.aia_urls_fetched = [url for url, _ in fetched]
-        trust.aia_error = "; ".join(errors) or None
+        trust.aia_error = "; ".join(str(e) for e in errors) or None
         if fetched:
             completed = chain + [cert for _, certs in fetched for cert in certs]
             trust.anchored_with_aia = bool(anchoring_stores(completed, self._anchors))
+        if not trust.anchored_with_aia and any(e.transient for e in errors):
+            # The issuer could not be downloaded this time: untrusted or merely incomplete is unknown.
+            obs.command_errors["aia"] = _short(trust.aia_error or "AIA fetch failed")
         return trust
 
     def _complete_from_aia(
         self, chain: list[x509.Certificate]
-    ) -> tuple[list[tuple[str, list[x509.Certificate]]], list[str]]:
+    ) -> tuple[list[tuple[str, list[x509.Certificate]]], list[AiaFetchError]]:
         """Follow caIssuers from the last certificate upward, a few levels at most."""
         fetched: list[tuple[str, list[x509.Certificate]]] = []
-        errors: list[str] = []
+        errors: list[AiaFetchError] = []
         current = chain[-1]
         for _level in range(3):
             urls = ca_issuers_urls(current)[:2]
@@ -379,7 +382,7 @@ class TlsCollector:
                 try:
                     certs = self._aia.fetch(url)
                 except AiaFetchError as exc:
-                    errors.append(str(exc))
+                    errors.append(exc)
                     continue
                 fetched.append((url, certs))
                 break

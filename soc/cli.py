@@ -87,8 +87,16 @@ def scan(
     """Đánh giá các cổng thông tin / Assess the portals (TLS, HTTP, trust label, ports) and store the findings."""
     report = scan_and_show(inventory, settings_with(db), portal or [], json_out, show_findings=False, only=only)
     console.print(f"Đã lưu / Stored in the run [bold]{report.run.id}[/] ({report.run.status.value}).")
-    if fail_on is not None and any(f.severity.rank <= fail_on.rank for r in report.portals for f in r.findings):
-        raise typer.Exit(1)
+    if fail_on is not None:
+        # Triage counts: a finding marked false positive or risk accepted does not fail the build.
+        store = open_store_or_fail(settings_with(db))
+        try:
+            active = [f for f in store.run_findings(report.run.id)
+                      if f.status in (FindingStatus.OPEN, FindingStatus.ACKNOWLEDGED)]
+        finally:
+            store.close()
+        if any(f.severity.rank <= fail_on.rank for f in active):
+            raise typer.Exit(1)
 
 
 @app.command()

@@ -23,6 +23,7 @@ from soc.cli_common import (
 )
 from soc.compliance.kpi import LOCAL_ZONE, ComplianceReport, end_of_day
 from soc.compliance.models import ApprovalStatus
+from soc.compliance.rules import RulesError
 from soc.compliance.service import import_coverage, import_systems, local_today, report
 from soc.compliance.sheets import SheetError, SheetResult, write_systems
 from soc.inventory import Inventory
@@ -161,11 +162,16 @@ def _import(path: Path, inventory: Path | None, actor: str, effective: datetime 
     """Validate and apply one file, then show warnings, what changed and the compliance run."""
     if not path.is_file():
         fail(f"{path}: file not found")
+    moment = _moment(effective)
+    if moment is not None and moment > datetime.now(LOCAL_ZONE):
+        fail(f"--effective {moment:%d/%m/%Y}: in the future (it would block every later import)")
     inv, store = load_inventory_or_fail(inventory), open_store_or_fail(settings_with(db))
     try:
-        sheet, changes, run = importer(path, inv, store, actor, _moment(effective))
+        sheet, changes, run = importer(path, inv, store, actor, moment)
     except (SheetError, HistoryError) as exc:
         fail(str(exc))
+    except RulesError as exc:
+        fail(f"{path.name} was applied, but the compliance evaluation failed: {exc}")
     finally:
         store.close()
     for warning in sheet.warnings:

@@ -212,16 +212,17 @@ class _Scan:
     def _guard(self, name: str, runner: Callable[[], Iterable[tuple[str, str]]]) -> None:
         """Run a collector; if it dies, every portal it did not report gets a failed observation."""
         covered = {name: set[str]() for name in self._collectors_of(name)}
+        error = f"collector {name} gave no observation"
         try:
             for collector, url in runner():
                 covered.setdefault(collector, set()).add(url)
         except Exception as exc:  # a collector bug must not stall or kill the run
             error = f"collector {name} failed: {type(exc).__name__}: {exc}"
-            for collector, done in covered.items():
+        finally:
+            for collector, done in covered.items():  # every portal must hear from every selected collector
                 for url in self.portals:
                     if url not in done:
                         self.emit(collector, url, _failed(collector, url, error))
-        finally:
             self.events.put(("__done__", name, None))
 
     def _collectors_of(self, runner: str) -> list[str]:

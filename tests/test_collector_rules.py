@@ -155,3 +155,32 @@ def test_sslyze_connection_limit_is_shared_by_portals_on_one_address() -> None:
     assert per_server_limit([on("127.0.0.1"), on("127.0.0.2")], 5) == 5
     assert per_server_limit([on("127.0.0.1"), on("127.0.0.1"), on("127.0.0.2")], 5) == 2
     assert per_server_limit([on("127.0.0.1")] * 9, 5) == 1
+
+
+def test_path_building_is_not_exponential_in_hostile_chains() -> None:
+    """Many certificates with one subject and one key all 'issue' each other: bounded work, no anchor."""
+    import time as clock
+
+    from collectors.certificates import AnchorSet, anchoring_stores
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "loop")])
+    now = datetime.now(UTC)
+    chain = [x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+             .serial_number(serial).not_valid_before(now).not_valid_after(now + timedelta(days=1))
+             .sign(key, hashes.SHA256()) for serial in range(1, 14)]
+    started = clock.monotonic()
+    assert anchoring_stores(chain, AnchorSet([])) == []
+    assert clock.monotonic() - started < 5
+
+
+def test_aia_failures_say_whether_they_are_transient(aia_server: str) -> None:
+    fetcher = AiaFetcher(LOOPBACK, timeout=1, max_bytes=65536)
+    with pytest.raises(AiaFetchError) as missing:
+        fetcher.fetch(f"{aia_server}/missing")
+    with pytest.raises(AiaFetchError) as refused:
+        fetcher.fetch("http://127.0.30.3:9/ca.cer")  # nothing listens: a network failure
+    with pytest.raises(AiaFetchError) as bad:
+        fetcher.fetch("http://127.0.30.1:99999/ca.cer")  # a hostile URL: refused, never raised as ValueError
+    fetcher.close()
+    assert (missing.value.transient, refused.value.transient, bad.value.transient) == (False, True, False)

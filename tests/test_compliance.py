@@ -351,3 +351,37 @@ def test_example_register_and_coverage_import(tmp_path: Path) -> None:
     kpis = {k["id"]: k for k in data["province"]["kpis"]}
     assert (kpis["systems_approved"]["numerator"], kpis["systems_approved"]["denominator"]) == (2, 4)
     assert (kpis["computers_antimalware"]["numerator"], kpis["computers_antimalware"]["denominator"]) == (621, 695)
+
+
+def test_portal_kpis_ignore_failed_ports_and_tls_only_scans(store: SqliteStore, inventory_path: Path) -> None:
+    stp = "https://stp.dongnai.gov.vn/"
+
+    def scan(at: datetime, collectors: dict[str, bool], label: bool | None) -> None:
+        run = store.begin_run("x", 1)
+        assessment = PortalScan(run_id=run.id, portal_url=stp, recorded_at=at, collectors=collectors,
+                                label_valid=label)
+        store.record_portal(run.id, stp, [], [], assessment)
+
+    day_end = end_of_day(DAY)
+    scan(day_end - timedelta(days=5), {"tls": True, "http": True, "label": True, "ports": False}, True)
+    scan(day_end - timedelta(days=1), {"tls": True}, None)  # a TLS-only scan says nothing about the label
+    result = report(store, load_inventory(inventory_path), DAY)
+    assert kpi(result, "stp", "portals_assessed").status == "met"  # type: ignore[attr-defined]
+    assert kpi(result, "stp", "portals_labelled").status == "met"  # type: ignore[attr-defined]
+    # A month earlier nothing was scanned: the change is measured against that, not against today's scans.
+    assert kpi(result, "stp", "portals_assessed").previous_percent == 0.0  # type: ignore[attr-defined]
+
+
+def test_label_expiry_is_judged_on_the_vietnamese_calendar() -> None:
+    from checks.trustlabel import evaluate_label
+    from soc.observations import LabelObservation, TrustBadge, TrustLabelStatus
+
+    badge = TrustBadge(how="link+img", image_host="stp.dongnai.gov.vn", slug="stpdongnaigovvn-1",
+                       slug_domain="stpdongnaigovvn")
+    status = TrustLabelStatus(domain="stp.dongnai.gov.vn", source="snapshot", found=True, status="valid",
+                              expires=date(2026, 11, 26))
+    # 27/11 01:00 in Hà Nội is still 26/11 in UTC: the label expired yesterday, locally.
+    observed = datetime(2026, 11, 26, 18, 0, tzinfo=UTC)
+    obs = LabelObservation(portal_url="https://stp.dongnai.gov.vn/", host="stp.dongnai.gov.vn",
+                           observed_at=observed, page_read=True, badges=[badge], registry=status)
+    assert [f.check_id for f in evaluate_label(obs)] == ["trustlabel.expired"]

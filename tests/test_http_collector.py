@@ -976,3 +976,34 @@ def test_scan_leaves_no_worker_threads(lab: Lab) -> None:
     list(lab.collector().scan([portal(lab).target()]))
     assert left() == 0
 
+
+
+# --- regressions from the review: one hostile portal must never stop the run ---------------------------------------
+
+
+@pytest.mark.parametrize("status", [404, 500, 503])
+def test_an_error_page_is_not_judged_as_the_homepage(lab: Lab, status: int) -> None:
+    """A maintenance page would otherwise resolve header findings and invent trustlabel.missing."""
+    site = portal(lab, https_routes=homepage_routes(Reply(status, body=html().encode())))
+    obs = lab.collector().observe(site.target())
+    assert obs.error == f"homepage answered HTTP {status}" and not obs.complete
+    assert check_ids(obs) == {"http.unreachable"}
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["http://[zz]/", f"http://{'a' * 64}.example/", "http://a..b/", "http://portal.test:99999/"],
+    ids=["bad-ipv6", "long-label", "empty-label", "bad-port"],
+)
+def test_hostile_redirect_targets_are_recorded_not_raised(lab: Lab, location: str) -> None:
+    site = portal(lab, http_routes={"/": Reply(302, headers=[("Location", location)], content_type=None)})
+    obs = lab.collector().observe(site.target())
+    assert obs.reaches_https is False or obs.redirect_error is not None
+    assert obs.status == 200  # the homepage itself was still read
+
+
+def test_unparsable_active_content_urls_are_skipped(lab: Lab) -> None:
+    page = html(body='<script src="http://[x"></script><script src="http://cdn.test/a.js"></script>').encode()
+    site = portal(lab, https_routes=homepage_routes(Reply(body=page, headers=GOOD_HEADERS)))
+    obs = lab.collector().observe(site.target())
+    assert obs.error is None and obs.mixed_content == ["http://cdn.test/a.js"]

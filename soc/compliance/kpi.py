@@ -180,16 +180,18 @@ def _met(record: SystemRecord, day: date) -> bool:
         record.requirements_assessed is None or record.requirements_assessed <= day)
 
 
-def _latest_scans(scans: Sequence[PortalScan]) -> dict[str, PortalScan]:
+def _latest_label_scans(scans: Sequence[PortalScan]) -> dict[str, PortalScan]:
+    """Each portal's latest scan that assessed the trust label (a TLS-only scan says nothing about it)."""
     latest: dict[str, PortalScan] = {}
-    for scan in scans:
+    for scan in (s for s in scans if s.label_valid is not None):
         if scan.portal_url not in latest or scan.recorded_at >= latest[scan.portal_url].recorded_at:
             latest[scan.portal_url] = scan
     return latest
 
 
 def _assessed(scans: Sequence[PortalScan]) -> set[str]:
-    return {s.portal_url for s in scans if s.complete and {"tls", "http"} <= set(s.collectors)}
+    """Portals whose TLS and HTTP were both assessed completely (ports or the registry may have failed)."""
+    return {s.portal_url for s in scans if s.collectors.get("tls") and s.collectors.get("http")}
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,7 @@ def _members(target: TargetSpec, day: date, agency: str | None, inventory: Inven
     if target.id == "portals_assessed":
         return _split(portals, _assessed(sources.scans))
     if target.id == "portals_labelled":
-        return _split(portals, {url for url, scan in _latest_scans(sources.scans).items() if scan.label_valid})
+        return _split(portals, {url for url, scan in _latest_label_scans(sources.scans).items() if scan.label_valid})
     if target.id == "computers_antimalware":
         rows = sources.coverage
         full = {c.agency for c in rows if c.reporting_to_ncsc >= c.total_computers}
@@ -275,10 +277,10 @@ def compliance_report(
         raise ValueError(f"--agency {agency}: not an agency of the inventory")
     province = Scope(id=PROVINCE, name="Tỉnh Đồng Nai / Đồng Nai province",
                      kpis=_scope_kpis(day, None, inventory, now, before, previous_day))
-    empty = Sources([], [], now.scans, now.drills)
+    now_empty, before_empty = Sources([], [], now.scans, now.drills), Sources([], [], before.scans, before.drills)
     now_by, before_by = now.by_agency(), before.by_agency()
-    scopes = [Scope(id=a.id, name=a.name, kpis=_scope_kpis(day, a.id, inventory, now_by.get(a.id, empty),
-                                                           before_by.get(a.id, empty), previous_day))
+    scopes = [Scope(id=a.id, name=a.name, kpis=_scope_kpis(day, a.id, inventory, now_by.get(a.id, now_empty),
+                                                           before_by.get(a.id, before_empty), previous_day))
               for a in agencies]
     ruleset = {
         "id": rules.id, "title": rules.title.vi, "title_en": rules.title.en, "to_be_confirmed": rules.to_be_confirmed,

@@ -74,14 +74,19 @@ def evaluate(store: SqliteStore, register: SqliteRegister, day: date) -> ScanRun
     """
     moment = end_of_day(day)
     systems, coverage = register.systems_as_of(moment), register.coverage_as_of(moment)
-    results = evaluate_register(systems, coverage, ruleset_for(day), day)
+    rules = ruleset_for(day)
+    results = evaluate_register(systems, coverage, rules, day)
     run = store.begin_run(COMPLIANCE_RUN, len(results))
-    observed = utcnow()
-    for subject, findings in results.items():
-        observation = Observation(collector="compliance", portal_url=subject, observed_at=observed, complete=True,
-                                  data={"as_of": day.isoformat(), "ruleset": ruleset_for(day).id})
-        store.record_portal(run.id, subject, [observation], findings)
-    return store.finish_run(run.id, complete=True)
+    observed, complete = utcnow(), False
+    try:
+        for subject, findings in results.items():
+            observation = Observation(collector="compliance", portal_url=subject, observed_at=observed,
+                                      complete=True, data={"as_of": day.isoformat(), "ruleset": rules.id})
+            store.record_portal(run.id, subject, [observation], findings)
+        complete = True
+    finally:
+        run = store.finish_run(run.id, complete=complete)
+    return run
 
 
 def sources_loader(store: SqliteStore) -> SourceLoaderImpl:
