@@ -496,7 +496,7 @@ def test_redirect_to_https_elsewhere_is_not_requested(lab: Lab, network_guard: N
 
 @pytest.mark.parametrize(("location", "address"), [
     ("http://169.254.169.254/latest/", "169.254.169.254"),
-    ("http://10.0.0.1:8080/admin", "10.0.0.1"),
+    ("http://10.0.0.1:8080/admin", "10.0.0.1"),  # refused, never contacted
     ("//169.254.169.254/latest/meta-data/", "169.254.169.254"),  # protocol-relative
     ("http://[::ffff:169.254.169.254]/latest/", "::ffff:a9fe:a9fe"),  # IPv4-mapped IPv6
     ("http://[fd00::1]/", "fd00::1"),

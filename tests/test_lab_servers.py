@@ -37,7 +37,7 @@ LEGACY_CLIENT_CIPHERS = "DEFAULT@SECLEVEL=0"
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalLab]:
     """One lab with every case on ephemeral ports, shared by the module."""
-    with PortalLab(tmp_path_factory.mktemp("lab")) as running:
+    with PortalLab(tmp_path_factory.mktemp("lab"), base_address="127.0.15.") as running:
         yield running
 
 
@@ -119,7 +119,7 @@ def test_every_case_runs_on_its_own_loopback_address(lab: PortalLab) -> None:
     addresses = [case.address for case in lab.cases]
     assert len(set(addresses)) == len(addresses)
     assert all(ipaddress.ip_address(address).is_loopback for address in addresses)
-    assert lab.case("good").address == "127.0.10.1"
+    assert lab.case("good").address == "127.0.15.1"
     assert lab.case("expired").url == f"https://expired.lab.soc.test:{lab.case('expired').port}/"
 
 

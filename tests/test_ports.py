@@ -162,7 +162,7 @@ def test_batches_keep_address_families_apart() -> None:
 
 
 def test_port_listeners_refuse_addresses_outside_127() -> None:
-    for address in ("10.0.0.1", "192.168.1.10", "::1", "localhost", "0.0.0.0"):
+    for address in ("10.0.0.1", "192.168.1.10", "::1", "localhost", "0.0.0.0"):  # each refused
         with pytest.raises(LabError, match=r"127\.0\.0\.0/8"):
             PortListeners(address, [8081])
 

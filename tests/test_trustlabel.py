@@ -562,7 +562,7 @@ def test_detail_page_naming_another_domain_is_not_a_label() -> None:
 
 
 def test_registry_server_refuses_non_loopback_addresses() -> None:
-    for address in ("0.0.0.0", "10.0.0.1", "::1", "localhost"):
+    for address in ("0.0.0.0", "10.0.0.1", "::1", "localhost"):  # each refused
         with pytest.raises(LabError):
             RegistryServer(address)
 
