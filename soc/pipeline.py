@@ -23,7 +23,7 @@ from checks import CheckContext, evaluate_tls
 from checks.grading import annotate_evidence, portal_score, tls_grade
 from checks.http import evaluate_http, hsts_max_age
 from checks.ports import evaluate_ports
-from checks.trustlabel import evaluate_label, label_slug
+from checks.trustlabel import evaluate_label
 from soc.inventory import Inventory, Portal, normalise_portal_url
 from soc.models import Finding, Observation, PortalChanges, PortalScan, ScanRun, utcnow
 from soc.observations import HttpObservation, LabelObservation, TlsObservation
@@ -195,7 +195,6 @@ class _Scan:
         self.portals = {p.url: p for p in portals}
         self.events: queue.Queue[tuple[str, str, Any]] = queue.Queue()
         self.threads: list[threading.Thread] = []
-        self.stop = threading.Event()
 
     def start(self, observer: ScanObserver | None) -> None:
         from soc.runners import collector_runners
@@ -323,7 +322,6 @@ def run_scan(
                     observer.portal_done(report.portals[-1])
         complete = len(report.portals) == len(portals)
     finally:
-        scan.stop.set()
         report.run = store.finish_run(run.id, complete)
     order = {p.url: i for i, p in enumerate(portals)}
     report.portals.sort(key=lambda r: order[r.portal.url])
@@ -345,9 +343,3 @@ def resolve_address(portal: Portal) -> str | None:
         return str(socket.getaddrinfo(portal.host, portal.port, type=socket.SOCK_STREAM)[0][4][0])
     except OSError:
         return None
-
-
-__all__ = [
-    "COLLECTORS", "LabelObservation", "PortalResult", "ScanObserver", "ScanReport", "UnknownPortalError",
-    "label_slug", "parse_only", "resolve_address", "run_scan", "select_portals",
-]
