@@ -115,8 +115,8 @@ def summary_table(report: ScanReport) -> Table:
                       str(len(changes.still_open) or ""), str(len(changes.resolved) or ""))
     totals = report.totals()
     table.caption = (f"Tổng / Total: {totals['new'] + totals['reopened']} mới / new, {totals['still_open']} còn / "
-                     f"still open, {totals['resolved']} đã khắc phục / resolved — "
-                     "C/H/M/L/I = critical/high/medium/low/info")
+                     f"still open, {totals['resolved']} đã khắc phục / resolved\n"
+                     "C/H/M/L/I = critical/high/medium/low/info; T = không tin cậy / not trusted")
     return table
 
 

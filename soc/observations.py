@@ -204,12 +204,19 @@ class LabelObservation(BaseModel):
     observed_at: datetime
     page_read: bool
     badges: list[TrustBadge] = Field(default_factory=list)
+    badge_for_host: bool = True
+    """Some badge names this portal, so only the registry can settle the label's status."""
     registry: TrustLabelStatus | None = None
 
     @property
     def complete(self) -> bool:
-        """The page was read and a registry source answered."""
-        return self.page_read and self.registry is not None and self.registry.found is not None
+        """The page was read and, when a badge for this portal is shown, a registry source answered.
+
+        No badge, or only another site's badge, is a certain verdict (missing / mismatch) on its own.
+        """
+        if not self.page_read:
+            return False
+        return not self.badge_for_host or (self.registry is not None and self.registry.found is not None)
 
 
 class OpenPort(BaseModel):

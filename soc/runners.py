@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from checks.trustlabel import label_slug
+from checks.trustlabel import badge_matches_host, label_slug
 from collectors.http import HttpCollector, HttpScanConfig, HttpTarget
 from collectors.ports import DEFAULT_PORTS, RISKY_PORTS, PortsScanConfig, PortsTarget, scan_ports
 from collectors.registry import TrustLabelRegistry
@@ -87,7 +87,8 @@ def label_observation(obs: HttpObservation, registry: TrustLabelRegistry) -> Lab
     page_read = obs.error is None
     status = registry.lookup(obs.host, label_slug(obs.badges, obs.host)) if page_read else None
     return LabelObservation(portal_url=obs.portal_url, host=obs.host, observed_at=utcnow(), page_read=page_read,
-                            badges=obs.badges, registry=status)
+                            badges=obs.badges, badge_for_host=any(badge_matches_host(b, obs.host) for b in obs.badges),
+                            registry=status)
 
 
 def run_http(scan: _Scan) -> Iterator[tuple[str, str]]:

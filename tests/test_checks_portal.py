@@ -143,6 +143,8 @@ def test_label_completeness_needs_the_registry_only_when_a_badge_is_shown() -> N
     assert label().complete
     assert not label(registry=status(found=None)).complete
     assert not label(page_read=False).complete
+    assert label(badges=[], badge_for_host=False, registry=status(found=None)).complete  # certainly missing
+    assert label(badge_for_host=False, registry=None).complete  # another site's badge: certainly a mismatch
 
 
 @pytest.mark.parametrize(

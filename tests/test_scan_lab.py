@@ -218,6 +218,9 @@ def test_grades_follow_the_rubric(lab: PortalLab, first_scan: tuple[Path, Any]) 
     good = portals[lab.case("good").url]
     assert good["score"] == 100 and good["category_scores"] == {"tls": 100, "http": 100, "label": 100, "ports": 100}
     assert portals[lab.case("ports_exposed").url]["category_scores"]["ports"] < 100
+    for name in ("label_missing", "label_other_domain"):  # certain verdicts without the registry: scored
+        assert portals[lab.case(name).url]["category_scores"]["label"] < 100, name
+        assert portals[lab.case(name).url]["collectors"]["label"] is True, name
     assert portals[lab.case("refused").url]["score"] is None
 
 
