@@ -10,7 +10,7 @@ import csv
 import ipaddress
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from soc.validation import ProblemsError
 from soc.validation import problems as validation_problems
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -34,12 +35,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
-class InventoryError(ValueError):
-    """The inventory cannot be used; `problems` lists every problem, each naming file, entry and field."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
+class InventoryError(ProblemsError):
+    """The inventory cannot be used."""
 
 
 class Agency(BaseModel):

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import ValidationError
+
+
+class ProblemsError(ValueError):
+    """Input that cannot be used; `problems` lists every problem, each naming file, entry and field."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
 
 
 def location(loc: tuple[int | str, ...]) -> str:

@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from soc.compliance.models import Environment, SystemRecord
+from soc.validation import ProblemsError
 from soc.validation import problems as validation_problems
 
 RULESETS_DIR = Path(__file__).parent / "rulesets"
@@ -41,12 +42,8 @@ Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
-class RulesError(ValueError):
-    """The rule sets cannot be used; `problems` lists every problem, each naming file and field."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
+class RulesError(ProblemsError):
+    """The rule sets cannot be used."""
 
 
 class _Frozen(BaseModel):

@@ -18,32 +18,27 @@ from soc.compliance.models import CoverageRecord, SystemRecord
 from soc.models import utcnow
 from soc.store.sqlite import SqliteStore, UTCDateTime, metadata
 
-system_versions = Table(
-    "system_versions",
-    metadata,
-    Column("id", Integer(), primary_key=True, autoincrement=True),
-    Column("system_id", String(64), nullable=False),
-    Column("valid_from", UTCDateTime(), nullable=False),
-    Column("valid_to", UTCDateTime(), nullable=True),
-    Column("actor", Text(), nullable=False),
-    Column("source", Text(), nullable=False),
-    Column("data", JSON(), nullable=False),
-    Index("ix_system_versions_system_id_valid_from", "system_id", "valid_from"),
-    Index("ix_system_versions_valid_from_valid_to", "valid_from", "valid_to"),
-)
 
-coverage_versions = Table(
-    "coverage_versions",
-    metadata,
-    Column("id", Integer(), primary_key=True, autoincrement=True),
-    Column("agency", String(64), nullable=False),
-    Column("valid_from", UTCDateTime(), nullable=False),
-    Column("valid_to", UTCDateTime(), nullable=True),
-    Column("actor", Text(), nullable=False),
-    Column("source", Text(), nullable=False),
-    Column("data", JSON(), nullable=False),
-    Index("ix_coverage_versions_agency_valid_from", "agency", "valid_from"),
-)
+def _versions_table(name: str, key: str) -> Table:
+    """A versioned record table: one row per version, valid_from inclusive, valid_to exclusive (None: current)."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Integer(), primary_key=True, autoincrement=True),
+        Column(key, String(64), nullable=False),
+        Column("valid_from", UTCDateTime(), nullable=False),
+        Column("valid_to", UTCDateTime(), nullable=True),
+        Column("actor", Text(), nullable=False),
+        Column("source", Text(), nullable=False),
+        Column("data", JSON(), nullable=False),
+    )
+
+
+system_versions = _versions_table("system_versions", "system_id")
+Index("ix_system_versions_system_id_valid_from", system_versions.c.system_id, system_versions.c.valid_from)
+Index("ix_system_versions_valid_from_valid_to", system_versions.c.valid_from, system_versions.c.valid_to)
+coverage_versions = _versions_table("coverage_versions", "agency")
+Index("ix_coverage_versions_agency_valid_from", coverage_versions.c.agency, coverage_versions.c.valid_from)
 
 Record = TypeVar("Record", SystemRecord, CoverageRecord)
 
