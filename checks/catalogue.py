@@ -8,18 +8,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from soc.models import Finding, Severity
+from soc.core.models import Finding, Severity
+from soc.core.text import Text
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.yaml")
-
-
-class Text(BaseModel):
-    """A text in Vietnamese and English."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    vi: str
-    en: str
 
 
 class CheckSpec(BaseModel):

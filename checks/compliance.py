@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from datetime import date
 
 from checks.catalogue import make_finding
-from soc.compliance.models import ApprovalStatus, CoverageRecord, RequirementStatus, SystemRecord
+from soc.compliance.models import CoverageRecord, RequirementStatus, SystemRecord, approved_on
 from soc.compliance.rules import RuleSet
-from soc.models import Finding, Severity
+from soc.core.models import Finding, Severity
 
 CRITICAL_FROM_LEVEL = 3
 """In operation without approval is critical from this level (approved, or else proposed) upward."""
@@ -32,13 +32,8 @@ def _level(record: SystemRecord) -> int | None:
     return record.approved_level or record.proposed_level
 
 
-def _approved(record: SystemRecord, today: date) -> bool:
-    return (record.status is ApprovalStatus.APPROVED and record.approved_level is not None
-            and (record.decision_date is None or record.decision_date <= today))
-
-
 def _operation(record: SystemRecord, today: date) -> list[Finding]:
-    if not record.in_operation or _approved(record, today):
+    if not record.in_operation or approved_on(record, today):
         return []
     level = _level(record)
     severity = Severity.CRITICAL if level is not None and level >= CRITICAL_FROM_LEVEL else None
@@ -48,7 +43,7 @@ def _operation(record: SystemRecord, today: date) -> list[Finding]:
 
 
 def _reassessment(record: SystemRecord, rules: RuleSet, today: date) -> list[Finding]:
-    if not _approved(record, today):
+    if not approved_on(record, today):
         return []
     due = rules.reassessment_due(record, today)
     if due is None or due > today:
@@ -58,7 +53,7 @@ def _reassessment(record: SystemRecord, rules: RuleSet, today: date) -> list[Fin
 
 
 def _requirements(record: SystemRecord, today: date) -> list[Finding]:
-    if not _approved(record, today) or record.requirements is RequirementStatus.MET:
+    if not approved_on(record, today) or record.requirements is RequirementStatus.MET:
         return []
     state = record.requirements.value if record.requirements else "never assessed"
     evidence = f"{record.name}: level {record.approved_level} requirements {state}"
@@ -66,7 +61,7 @@ def _requirements(record: SystemRecord, today: date) -> list[Finding]:
 
 
 def _level_mismatch(record: SystemRecord, rules: RuleSet, today: date) -> list[Finding]:
-    if not _approved(record, today) or record.approved_level is None:
+    if not approved_on(record, today) or record.approved_level is None:
         return []
     problems = []
     if record.proposed_level is not None and record.approved_level < record.proposed_level:
@@ -83,7 +78,7 @@ def _deadlines(record: SystemRecord, rules: RuleSet, today: date) -> list[Findin
     findings = []
     for deadline in rules.deadlines_passed(today):
         if deadline.applies_to == "not_in_operation":
-            missed = not record.in_operation and not _approved(record, today)
+            missed = not record.in_operation and not approved_on(record, today)
         else:
             missed = record.requirements is not RequirementStatus.MET
         if missed:

@@ -9,8 +9,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from checks.catalogue import Text, catalogue
-from soc.models import COLLECTOR_CHECK_PREFIXES, Finding, Severity
+from checks.catalogue import catalogue
+from soc.core.collectors import check_prefixes
+from soc.core.models import Finding, Severity
+from soc.core.text import Text
 
 RUBRIC_PATH = Path(__file__).with_name("grading.yaml")
 TRUST_GRADE = "T"
@@ -83,6 +85,11 @@ def cap_reason(check_id: str) -> str | None:
     return None
 
 
+def hsts_min_age() -> int:
+    """Seconds of HSTS max-age below which HSTS counts as short (and the TLS grade cannot be A+); grading.yaml."""
+    return rubric().a_plus["hsts_min_age"]
+
+
 def tls_grade(findings: Sequence[Finding], tls_assessed: bool, hsts_max_age: int | None) -> Grade:
     """The TLS grade of one portal from its TLS findings (and HSTS, for A+)."""
     rules = rubric()
@@ -99,7 +106,7 @@ def tls_grade(findings: Sequence[Finding], tls_assessed: bool, hsts_max_age: int
             reasons.append(cap_reason(finding.check_id) or "")
     letter = order[worst]
     warnings = [f for f in tls_findings if f.severity.rank <= Severity.LOW.rank]
-    if letter == "A" and not warnings and (hsts_max_age or 0) >= rules.a_plus["hsts_min_age"]:
+    if letter == "A" and not warnings and (hsts_max_age or 0) >= hsts_min_age():
         letter = "A+"
     trust = [cap_reason(f.check_id) or "" for f in tls_findings if f.check_id in rules.trust_caps]
     if trust:
@@ -121,7 +128,7 @@ def portal_score(grade: Grade, findings: Sequence[Finding], assessed: Sequence[s
             if grade.tls_grade is not None:
                 scores["tls"] = rules.grade_points[grade.tls_grade]
             continue
-        prefixes = COLLECTOR_CHECK_PREFIXES[collector]
+        prefixes = check_prefixes(collector)
         penalty = sum(rules.severity_penalty[f.severity] for f in findings if f.check_id.startswith(prefixes))
         scores[collector] = max(0, 100 - penalty)
     total_weight = sum(rules.weights[c] for c in scores)

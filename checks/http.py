@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 
 from checks.catalogue import make_finding
+from checks.grading import hsts_min_age
 from checks.tls import listed
-from soc.models import Finding
-from soc.observations import HttpObservation
+from soc.core.models import Finding
+from soc.core.observations import HttpObservation
 
-HSTS_MIN_AGE = 15_552_000
-"""Six months in seconds: below this, HSTS counts as short (and the TLS grade cannot be A+)."""
 VERSION_HEADERS = ("server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version", "x-generator")
 VERSION_PATTERN = re.compile(r"\d+(\.\d+)+|/\s*\d")
 MAX_AGE_PATTERN = re.compile(r"max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
@@ -46,9 +45,9 @@ def _header_findings(obs: HttpObservation) -> list[Finding]:
     age = hsts_max_age(obs)
     if hsts is None:
         findings.append(make_finding(url, "http.hsts.missing", "no Strict-Transport-Security header"))
-    elif age is None or age < HSTS_MIN_AGE:
+    elif age is None or age < (minimum := hsts_min_age()):
         findings.append(make_finding(url, "http.hsts.short_max_age",
-                                     f"Strict-Transport-Security: {hsts[:200]} (needs max-age >= {HSTS_MIN_AGE})"))
+                                     f"Strict-Transport-Security: {hsts[:200]} (needs max-age >= {minimum})"))
     csp = _csp(obs)
     if not csp:
         findings.append(make_finding(url, "http.header.csp_missing", "no Content-Security-Policy header"))

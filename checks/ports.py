@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from checks.catalogue import make_finding
-from soc.models import Finding
-from soc.observations import PortsObservation
+from soc.core.models import Finding
+from soc.core.observations import PortsObservation
 
 
 def evaluate_ports(obs: PortsObservation, expected: Collection[int], risky: Mapping[int, str]) -> list[Finding]:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from checks.catalogue import make_finding
-from soc.models import Finding
-from soc.observations import AcceptedCipher, CertificateInfo, TlsObservation
+from soc.core.models import Finding
+from soc.core.observations import AcceptedCipher, CertificateInfo, TlsObservation
 
 MAX_LISTED = 8
 """Evidence lists at most this many items, then says how many more."""

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from zoneinfo import ZoneInfo
 
 from checks.catalogue import make_finding
 from checks.tls import listed
-from soc.models import Finding
-from soc.observations import LabelObservation, TrustBadge, TrustLabelStatus
+from soc.core.clock import local_date
+from soc.core.models import Finding
+from soc.core.observations import LabelObservation, TrustBadge, TrustLabelStatus
 
-LOCAL_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 """Registry dates are Vietnamese calendar dates."""
 
 
@@ -72,7 +71,7 @@ def evaluate_label(obs: LabelObservation) -> list[Finding]:
     if not matching:
         evidence = f"badge issued for another site: {listed(_describe(b) for b in obs.badges)}"
         return [make_finding(obs.portal_url, "trustlabel.domain_mismatch", evidence)]
-    return _registry_findings(obs, obs.registry, obs.observed_at.astimezone(LOCAL_ZONE).date())
+    return _registry_findings(obs, obs.registry, local_date(obs.observed_at))
 
 
 def label_slug(obs_badges: list[TrustBadge], host: str) -> str | None:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 
 from collectors.bounded import IDENTITY_HEADERS, read_body
 from collectors.netpolicy import AddressRefused, allowed_address
-from soc.inventory import IPNetwork
+from soc.core.net import IPNetwork
 
 
 class AiaFetchError(Exception):

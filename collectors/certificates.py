@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, p
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
 
-from soc.observations import CertificateInfo
+from soc.core.observations import CertificateInfo
 
 MAX_TEXT = 512
 """Bound on any certificate text field kept (subject, issuer, names): certificates are hostile input."""

@@ -26,9 +26,9 @@ from bs4.dammit import EncodingDetector
 from collectors.bounded import IDENTITY_HEADERS, read_body
 from collectors.netpolicy import AddressRefused, allowed_address, candidates
 from collectors.trustlabel import extract_badges
-from soc.inventory import IPNetwork
-from soc.models import utcnow
-from soc.observations import HttpObservation, RedirectHop
+from soc.core.clock import utcnow
+from soc.core.net import IPNetwork
+from soc.core.observations import HttpObservation, RedirectHop
 
 MAX_HEADERS = 100
 MAX_HEADER_VALUE = 1024

@@ -11,7 +11,7 @@ import ipaddress
 import socket
 from collections.abc import Sequence
 
-from soc.inventory import IPNetwork
+from soc.core.net import IPNetwork
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

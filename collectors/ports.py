@@ -21,8 +21,8 @@ from typing import Any
 
 import nmap  # type: ignore[import-untyped]
 
-from soc.models import utcnow
-from soc.observations import OpenPort, PortsObservation
+from soc.core.clock import utcnow
+from soc.core.observations import OpenPort, PortsObservation
 
 RISKY_PORTS: dict[int, str] = {
     21: "FTP: credentials and files travel in clear text",

@@ -15,19 +15,16 @@ A network failure, a timeout, a 5xx or a page that cannot be read gives found=No
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
 import re
-import tempfile
 import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urljoin, urlsplit
@@ -38,7 +35,9 @@ from bs4.exceptions import ParserRejectedMarkup
 from pydantic import ValidationError
 
 from collectors.trustlabel import DETAIL_PREFIX, SLUG_PATTERN, split_slug
-from soc.observations import TrustLabelStatus
+from soc.core.clock import utcnow
+from soc.core.files import atomic_write_json
+from soc.core.observations import TrustLabelStatus
 
 SNAPSHOT_COLUMNS = ("domain", "label_id", "status", "issued", "expires")
 """Columns (keys) every snapshot must have."""
@@ -76,11 +75,6 @@ _NOT_FOUND = frozenset({404, 410})
 
 class RegistryError(Exception):
     """The snapshot (or the registry configuration) is invalid; the message names file, row/entry and field."""
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
 
 
 def normalize_domain(domain: str) -> str:
@@ -503,18 +497,7 @@ def _write_cache(path: Path, cache: Mapping[str, _Cached]) -> None:
             for key, item in sorted(cache.items())
         },
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, ensure_ascii=False, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    atomic_write_json(path, document, indent=1)
 
 
 # --- the registry client --------------------------------------------------------------------------

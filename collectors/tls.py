@@ -32,9 +32,9 @@ from collectors.certificates import (
     describe,
     hostname_matches,
 )
-from soc.inventory import IPNetwork
-from soc.models import utcnow
-from soc.observations import AcceptedCipher, ChainTrust, TlsObservation, Unreachable
+from soc.core.clock import utcnow
+from soc.core.net import IPNetwork
+from soc.core.observations import AcceptedCipher, ChainTrust, TlsObservation, Unreachable
 
 CIPHER_COMMANDS = {
     "ssl_2_0_cipher_suites": "SSLv2",

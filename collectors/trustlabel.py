@@ -16,7 +16,7 @@ from bs4 import BeautifulSoup, Tag
 from bs4.exceptions import ParserRejectedMarkup
 from bs4.filter import SoupStrainer
 
-from soc.observations import TrustBadge
+from soc.core.observations import TrustBadge
 
 REGISTRY_HOSTS = frozenset({"tinnhiemmang.vn", "www.tinnhiemmang.vn"})
 """Host names of the registry (badge images and detail links)."""

@@ -7,9 +7,6 @@ with the file, the entry and the field, all problems at once, and nothing is hal
 from __future__ import annotations
 
 import csv
-import ipaddress
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,11 +24,10 @@ from pydantic import (
     model_validator,
 )
 
-from soc.validation import ProblemsError
-from soc.validation import problems as validation_problems
+from soc.core.errors import ProblemsError
+from soc.core.errors import problems as validation_problems
+from soc.core.files import atomic_write_text
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -347,19 +343,5 @@ def merge_portals_csv(csv_path: Path, yaml_path: Path) -> tuple[int, int]:
             data["portals"].append(portal)
             added += 1
     parse_inventory(data, yaml_path.name, yaml_path.parent)
-    _atomic_write(yaml_path, yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    atomic_write_text(yaml_path, yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
     return added, updated
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

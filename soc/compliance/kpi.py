@@ -11,22 +11,20 @@ from __future__ import annotations
 import calendar
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from checks.catalogue import Text
-from soc.compliance.models import ApprovalStatus, CoverageRecord, RequirementStatus, SystemRecord
+from soc.compliance.models import CoverageRecord, RequirementStatus, SystemRecord, approved_on
 from soc.compliance.rules import ruleset_for
+from soc.core.models import PortalScan
+from soc.core.text import Text
 from soc.inventory import Inventory
-from soc.models import PortalScan
 
-LOCAL_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 ASSESSMENT_WINDOW = timedelta(days=30)
 TARGETS_PATH = Path(__file__).with_name("targets.yaml")
 PROVINCE = "province"
@@ -101,18 +99,25 @@ class Scope(BaseModel):
     kpis: list[Kpi]
 
 
+class RulesetSummary(BaseModel):
+    """The rule set in force on the date, as a report names it."""
+
+    id: str
+    title: str
+    title_en: str
+    to_be_confirmed: bool
+    legal_basis: list[str]
+    report_to: list[str]
+
+
 class ComplianceReport(BaseModel):
     """Everything `soc compliance` shows for one date."""
 
     as_of: date
-    ruleset: dict[str, Any]
+    ruleset: RulesetSummary
     plan: str
     province: Scope
     agencies: list[Scope]
-
-    def to_json(self) -> dict[str, Any]:
-        """Documented JSON shape (docs/compliance.md)."""
-        return {"schema": "soc.compliance/1", **self.model_dump(mode="json")}
 
 
 @cache
@@ -127,11 +132,6 @@ def plan_for(day: date) -> Plan:
         if plan.valid_from <= day and (plan.valid_to is None or day < plan.valid_to):
             return plan
     raise ValueError(f"no plan with targets in force on {day.isoformat()} ({TARGETS_PATH.name})")
-
-
-def end_of_day(day: date) -> datetime:
-    """The last instant of a local (Asia/Ho_Chi_Minh) day, as an aware datetime."""
-    return datetime.combine(day + timedelta(days=1), time(), LOCAL_ZONE) - timedelta(microseconds=1)
 
 
 def month_before(day: date) -> date:
@@ -170,11 +170,6 @@ SourceLoader = Callable[[date], Sources]
 """Loads the register, coverage, portal scans (window) and drills as they stood at the end of a day."""
 
 
-def _approved(record: SystemRecord, day: date) -> bool:
-    return (record.status is ApprovalStatus.APPROVED and record.approved_level is not None
-            and (record.decision_date is None or record.decision_date <= day))
-
-
 def _met(record: SystemRecord, day: date) -> bool:
     return record.requirements is RequirementStatus.MET and (
         record.requirements_assessed is None or record.requirements_assessed <= day)
@@ -208,7 +203,7 @@ def _members(target: TargetSpec, day: date, agency: str | None, inventory: Inven
     systems = sorted(sources.systems, key=lambda r: r.id)
     portals = sorted(p.url for p in inventory.portals if agency is None or p.agency == agency)
     if target.id == "systems_approved":
-        return _split([r.id for r in systems], {r.id for r in systems if _approved(r, day)})
+        return _split([r.id for r in systems], {r.id for r in systems if approved_on(r, day)})
     if target.id == "systems_requirements_met":
         return _split([r.id for r in systems], {r.id for r in systems if _met(r, day)})
     if target.id == "portals_assessed":
@@ -282,10 +277,9 @@ def compliance_report(
     scopes = [Scope(id=a.id, name=a.name, kpis=_scope_kpis(day, a.id, inventory, now_by.get(a.id, now_empty),
                                                            before_by.get(a.id, before_empty), previous_day))
               for a in agencies]
-    ruleset = {
-        "id": rules.id, "title": rules.title.vi, "title_en": rules.title.en, "to_be_confirmed": rules.to_be_confirmed,
-        "legal_basis": [b.ref for b in rules.legal_basis],
-        "report_to": [r.name.vi for r in rules.recipients_on(day)],
-    }
+    ruleset = RulesetSummary(
+        id=rules.id, title=rules.title.vi, title_en=rules.title.en, to_be_confirmed=rules.to_be_confirmed,
+        legal_basis=[b.ref for b in rules.legal_basis], report_to=[r.name.vi for r in rules.recipients_on(day)],
+    )
     return ComplianceReport(as_of=day, ruleset=ruleset, plan=plan_for(day).plan.vi, province=province,
                             agencies=scopes)

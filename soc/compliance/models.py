@@ -90,3 +90,9 @@ class CoverageRecord(BaseModel):
     reporting_to_ncsc: Annotated[int, Field(ge=0)]
     """Of those, computers whose anti-malware shares data with the national centre (NCSC)."""
     as_of: date | None = None
+
+
+def approved_on(record: SystemRecord, day: date) -> bool:
+    """The system's security level stood approved on `day`: status approved, a level, decided by then."""
+    return (record.status is ApprovalStatus.APPROVED and record.approved_level is not None
+            and (record.decision_date is None or record.decision_date <= day))

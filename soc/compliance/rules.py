@@ -31,15 +31,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from soc.compliance.models import Environment, SystemRecord
-from soc.validation import ProblemsError
-from soc.validation import problems as validation_problems
+from soc.core.errors import ProblemsError
+from soc.core.errors import problems as validation_problems
+from soc.core.text import NonEmpty, Text
 
 RULESETS_DIR = Path(__file__).parent / "rulesets"
 """Where the shipped rule sets live (package data)."""
 
 Level = Annotated[int, Field(ge=1, le=5)]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-NonEmpty = Annotated[str, Field(min_length=1)]
 
 
 class RulesError(ProblemsError):
@@ -48,13 +48,6 @@ class RulesError(ProblemsError):
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Text(_Frozen):
-    """A text in Vietnamese (first) and English (second)."""
-
-    vi: NonEmpty
-    en: NonEmpty
 
 
 def _in_span(day: dt.date, valid_from: dt.date, valid_to: dt.date | None) -> bool:

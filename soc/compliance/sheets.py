@@ -10,9 +10,7 @@ from __future__ import annotations
 import csv
 import difflib
 import io
-import os
 import re
-import tempfile
 import unicodedata
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +31,8 @@ from soc.compliance.models import (
     RequirementStatus,
     SystemRecord,
 )
+from soc.core.errors import ProblemsError
+from soc.core.files import atomic_write
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 Kind = Literal["text", "agency", "level", "status", "date", "bool", "environment", "requirements", "count"]
@@ -42,12 +42,8 @@ HEADER_SEARCH_ROWS: Final = 15
 """The header row is looked for in this many rows from the top (title rows often come first)."""
 
 
-class SheetError(ValueError):
+class SheetError(ProblemsError):
     """The spreadsheet cannot be used; `problems` lists every problem, each naming file, sheet, row and column."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -850,20 +846,6 @@ def _csv_text(value: CellValue) -> str:
     return f"'{text}" if isinstance(value, str) and text.startswith(FORMULA_STARTS) else text
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same directory, then replace the target in one step."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write(
     path: Path, records: Sequence[RecordT], agencies: Mapping[str, str], schema: _Schema[RecordT], english: bool
 ) -> None:
@@ -878,9 +860,9 @@ def _write(
     rows += [[_format(c, _get(record, c.key), index, english) for c in schema.columns] for record in records]
     title = schema.titles[1] if english else schema.titles[0]
     if suffix == ".xlsx":
-        _atomic(path, lambda tmp: _write_xlsx(tmp, title, rows))
+        atomic_write(path, lambda tmp: _write_xlsx(tmp, title, rows), suffix=path.suffix)
     else:
-        _atomic(path, lambda tmp: _write_csv(tmp, rows))
+        atomic_write(path, lambda tmp: _write_csv(tmp, rows), suffix=path.suffix)
 
 
 # --- the two spreadsheets ------------------------------------------------------------------------------

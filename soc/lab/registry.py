@@ -15,13 +15,14 @@ import html
 import ipaddress
 import re
 import threading
-from dataclasses import dataclass
-from datetime import date
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, Literal
 
 from soc.lab.servers import LabError, QuietHTTPServer
+from soc.lab.web import RegistryEntry
+
+__all__ = ["RegistryEntry", "RegistryServer", "detail_page"]
 
 DETAIL_PREFIX = "/danh-ba-tin-nhiem/"
 LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
@@ -38,22 +39,6 @@ FailMode = Literal["error", "hang", "redirect", "huge", "garbage"]
 
 LEVEL_TEXT = {"basic": "Cơ bản", "advanced": "Nâng cao"}
 STATUS_TEXT = {"revoked": "Đã thu hồi", "expired": "Hết hạn"}
-
-
-@dataclass(frozen=True)
-class RegistryEntry:
-    """One labelled website as the registry's detail page shows it."""
-
-    domain: str
-    owner: str
-    issued: date = date(2024, 3, 12)
-    level: Literal["basic", "advanced"] = "basic"
-    status: Literal["revoked", "expired"] | None = None
-    """None: a label in force (the page shows no status text)."""
-    name: str | None = None
-    """The website's name (defaults to the domain)."""
-    layout: Literal["table", "inline"] = "table"
-    """'table': label and value in table cells; 'inline': "Label: value" paragraphs."""
 
 
 def detail_page(entry: RegistryEntry) -> str:

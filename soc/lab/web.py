@@ -10,12 +10,27 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-if TYPE_CHECKING:
-    from soc.lab.registry import RegistryEntry
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    """One labelled website as the registry's detail page shows it."""
+
+    domain: str
+    owner: str
+    issued: date = date(2024, 3, 12)
+    level: Literal["basic", "advanced"] = "basic"
+    status: Literal["revoked", "expired"] | None = None
+    """None: a label in force (the page shows no status text)."""
+    name: str | None = None
+    """The website's name (defaults to the domain)."""
+    layout: Literal["table", "inline"] = "table"
+    """'table': label and value in table cells; 'inline': "Label: value" paragraphs."""
+
 
 GOOD_HEADERS: Mapping[str, str] = MappingProxyType({
     "Strict-Transport-Security": "max-age=31536000; includeSubDomains",

@@ -1,4 +1,8 @@
-"""Findings storage: the `Store` protocol and the embedded SQLite backend."""
+"""Storage: the protocols every backend implements, and the one factory that chooses a backend.
+
+Nothing outside this package names a backend: entry points and services ask `open_backend` for
+one and talk to it through `soc.store.protocols`.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +10,42 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from soc.store import register  # noqa: F401 - registers the register's tables in the shared metadata
-from soc.store.base import Store
-from soc.store.sqlite import SqliteStore
+from soc.core.clock import SYSTEM_CLOCK, Clock
+from soc.core.errors import InputError
+from soc.store.protocols import AuditLog, Backend, FindingStore, RegisterStore
+from soc.store.query import CursorError, FindingQuery, FindingSort, Page
 
-__all__ = ["SqliteStore", "Store", "open_store"]
+__all__ = [
+    "AuditLog", "Backend", "CursorError", "FindingQuery", "FindingSort", "FindingStore", "Page", "RegisterStore",
+    "StoreError", "open_backend",
+]
 
 
-def open_store(url_or_path: str | Path) -> SqliteStore:
-    """Open the store at a file path or an `sqlite:///…` URL, creating and migrating it as needed."""
-    return SqliteStore(_sqlite_path(url_or_path))
+class StoreError(InputError):
+    """The store named by the settings cannot be used (unknown backend, unreadable file)."""
 
 
-def _sqlite_path(url_or_path: str | Path) -> Path:
-    """The database file named by a path or an SQLite URL; other backends are not supported yet."""
-    if isinstance(url_or_path, Path) or "://" not in url_or_path:
-        return Path(url_or_path).expanduser()
-    url = make_url(url_or_path)
+def open_backend(location: str | Path, clock: Clock = SYSTEM_CLOCK) -> Backend:
+    """The backend for a store location (a file path or an `sqlite:///…` URL), created and migrated as needed.
+
+    StoreError names the location and what is wrong with it.
+    """
+    from soc.store.sqlite import SqliteBackend
+
+    path = _sqlite_path(location)
+    try:
+        return SqliteBackend(path, clock)
+    except Exception as exc:  # a broken or foreign file: say which file, not a traceback
+        raise StoreError(f"{path}: cannot open the store ({type(exc).__name__}: {exc})") from exc
+
+
+def _sqlite_path(location: str | Path) -> Path:
+    """The database file named by a path or an SQLite URL; other backends are not implemented yet."""
+    if isinstance(location, Path) or "://" not in location:
+        return Path(location).expanduser()
+    url = make_url(location)
     if url.get_backend_name() != "sqlite":
-        backend = url.get_backend_name()
-        raise ValueError(f"unsupported store backend {backend!r}: only sqlite:/// is implemented")
+        raise StoreError(f"unsupported store backend {url.get_backend_name()!r}: only sqlite:/// is implemented")
     if url.database in (None, "", ":memory:"):
-        raise ValueError("an in-memory SQLite store is not supported: give a file path")
+        raise StoreError("an in-memory SQLite store is not supported: give a file path")
     return Path(url.database).expanduser()

@@ -1,0 +1,123 @@
+"""`soc scan`, `soc demo`, `soc runs`, `soc diff`: assess portals and look at the runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from soc.cli.common import (
+    DbOption,
+    console,
+    errors,
+    fail,
+    service_context,
+    settings_with,
+    write_json,
+)
+from soc.cli.display import ProgressDisplay, diff_table, findings_table, runs_table, summary_table
+from soc.core.errors import InputError
+from soc.core.models import Severity
+from soc.core.settings import Settings
+from soc.schemas.scan import ScanOutput
+
+
+def scan_and_show(ctx: typer.Context, inventory_path: Path, settings: Settings, portals: list[str],
+                  json_out: Path | None, show_findings: bool, only: str | None = None, fail_on: Severity | None = None) -> ScanOutput:
+    """Load, scan with progress, store, print the summary (and findings); shared by `scan` and `demo`.
+
+    Exits 1 when `fail_on` is given and an active finding of the run is that severe or worse.
+    """
+    from soc.services.inventory import check_inventory
+    from soc.services.scans import fails_on, plan_scan, scan_output, scan_portals
+
+    try:
+        inventory = check_inventory(inventory_path)
+        selected, collectors = plan_scan(inventory, str(inventory_path), portals, only)
+    except InputError as exc:
+        fail(str(exc))
+    with service_context(ctx, None, settings=settings) as context:
+        try:
+            with ProgressDisplay(console, selected, collectors) as progress:
+                report = scan_portals(context, inventory, str(inventory_path), selected, collectors, progress)
+        except KeyboardInterrupt:
+            errors.print("[bold yellow]Đã dừng / Interrupted:[/] the portals already scanned are stored; "
+                         "the run is marked incomplete.")
+            raise typer.Exit(130) from None
+        output = scan_output(report)
+        console.print(summary_table(output))
+        if show_findings:
+            run_findings = context.backend.findings.run_findings(report.run.id)
+            console.print(findings_table(run_findings, "Phát hiện của lượt quét / Run findings"))
+        failed = fail_on is not None and fails_on(context, report.run.id, fail_on)
+    if json_out is not None:
+        write_json(json_out, output.to_json())
+    console.print(f"Đã lưu / Stored in the run [bold]{report.run.id}[/] ({report.run.status.value}).")
+    if failed:
+        raise typer.Exit(1)
+    return output
+
+
+def scan(
+    ctx: typer.Context,
+    inventory: Annotated[Path, typer.Option("--inventory", "-i", help="YAML inventory or CSV of portals.")],
+    portal: Annotated[list[str] | None, typer.Option("--portal", "-p", help="Scan only this portal URL.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here ('-' = stdout).")] = None,
+    fail_on: Annotated[Severity | None, typer.Option(help="Exit 1 when a finding is this severe or worse.")] = None,
+    only: Annotated[str | None, typer.Option(help="Collectors to run: tls,http,label,ports (default all).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Đánh giá các cổng thông tin / Assess the portals (TLS, HTTP, trust label, ports) and store the findings."""
+    scan_and_show(ctx, inventory, settings_with(db), portal or [], json_out, show_findings=False, only=only,
+                  fail_on=fail_on)
+
+
+def demo(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="Port of every lab portal (0 = ephemeral).")] = 8443,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the JSON report.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Dựng phòng lab cổng thông tin trên loopback và quét / Start the loopback portal lab and scan it."""
+    from soc.lab import PortalLab
+
+    settings = settings_with(db)
+    workdir = settings.db.parent / "lab"
+    console.print(f"Phòng lab / Portal lab: {workdir} (127.0.10.0/24, port {port or 'ephemeral'})")
+    try:
+        lab = PortalLab(workdir, port=port)
+        lab.start()
+    except OSError as exc:
+        fail(f"cannot start the portal lab on port {port}: {exc} (try --port 0)")
+    try:
+        scan_and_show(ctx, lab.inventory_path, settings, [], json_out, show_findings=True)
+    finally:
+        lab.stop()
+    console.print(f"Kho dữ liệu / Store: {settings.db} — xem lại / review: soc findings --db {settings.db}")
+
+
+def runs(ctx: typer.Context, db: DbOption = None, limit: int = 20) -> None:
+    """Các lượt quét gần đây / Recent scan runs."""
+    from soc.services.runs import list_runs
+
+    with service_context(ctx, db) as context:
+        console.print(runs_table(list_runs(context, limit)))
+
+
+def diff(
+    ctx: typer.Context,
+    run_a: Annotated[str, typer.Argument(help="Earlier run id (or unique prefix).")],
+    run_b: Annotated[str, typer.Argument(help="Later run id (or unique prefix).")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON to stdout.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Thay đổi giữa hai lượt quét / What changed between two scan runs."""
+    from soc.services.runs import diff_runs
+
+    with service_context(ctx, db) as context:
+        changes = diff_runs(context, run_a, run_b)
+    if as_json:
+        write_json(Path("-"), changes.to_json())
+    else:
+        console.print(diff_table(changes))

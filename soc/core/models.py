@@ -1,0 +1,174 @@
+"""Domain models shared by collectors, checks, the store and the CLI.
+
+Everything here is plain typed data (pydantic); nothing touches the network or the disk.
+Times are timezone-aware and stored in UTC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Severity(StrEnum):
+    """How bad a finding is; ordered from worst to mildest."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """0 for critical … 4 for info, for sorting worst first."""
+        return list(Severity).index(self)
+
+
+class FindingStatus(StrEnum):
+    """Where a finding is in its triage lifecycle."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    FALSE_POSITIVE = "false_positive"
+    RISK_ACCEPTED = "risk_accepted"
+
+
+class RunStatus(StrEnum):
+    """State of a scan run. A run left `running` by a crash is turned `incomplete` by `mark_abandoned_runs`."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    INCOMPLETE = "incomplete"
+
+
+class Finding(BaseModel):
+    """What a check concluded about one portal: one check id, one discriminating detail."""
+
+    model_config = ConfigDict(frozen=True)
+
+    portal_url: str
+    check_id: str
+    severity: Severity
+    title_vi: str
+    title_en: str
+    evidence: str
+    remediation_vi: str = ""
+    remediation_en: str = ""
+    detail: str = ""
+    """Distinguishes two findings of the same check on one portal (e.g. a certificate fingerprint)."""
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable identity across scans: portal + check id + discriminating detail."""
+        raw = f"{self.portal_url}\x1f{self.check_id}\x1f{self.detail}".encode()
+        return hashlib.sha256(raw).hexdigest()[:32]
+
+
+class Observation(BaseModel):
+    """Raw output of one collector for one portal, kept for audit."""
+
+    collector: str
+    portal_url: str
+    observed_at: datetime
+    complete: bool
+    """True when every probe of the collector gave an answer; only complete observations resolve findings."""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class StoredFinding(BaseModel):
+    """A finding as the store keeps it, with its lifecycle."""
+
+    fingerprint: str
+    portal_url: str
+    check_id: str
+    severity: Severity
+    title_vi: str
+    title_en: str
+    evidence: str
+    remediation_vi: str
+    remediation_en: str
+    detail: str
+    status: FindingStatus
+    first_seen: datetime
+    last_seen: datetime
+    resolved_at: datetime | None = None
+    last_run_id: str
+    status_note: str | None = None
+
+
+class ScanRun(BaseModel):
+    """One execution of `soc scan`."""
+
+    id: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: RunStatus
+    inventory: str
+    portal_count: int
+    portals_done: int = 0
+
+
+class PortalChanges(BaseModel):
+    """What one portal's scan changed in the store."""
+
+    new: list[str] = Field(default_factory=list)
+    """Fingerprints opened for the first time."""
+    reopened: list[str] = Field(default_factory=list)
+    still_open: list[str] = Field(default_factory=list)
+    resolved: list[str] = Field(default_factory=list)
+
+
+class PortalScan(BaseModel):
+    """One portal's assessment in one run: which collectors answered, its TLS grade and overall score."""
+
+    run_id: str
+    portal_url: str
+    recorded_at: datetime
+    collectors: dict[str, bool]
+    """Collector → its observation was complete."""
+    tls_grade: str | None = None
+    grade_without_trust: str | None = None
+    score: int | None = None
+    category_scores: dict[str, int] = Field(default_factory=dict)
+    reasons: list[str] = Field(default_factory=list)
+    label_valid: bool | None = None
+    """The trust label was verified valid (None: not assessed in this run)."""
+
+    @property
+    def complete(self) -> bool:
+        """Every collector that ran answered completely."""
+        return bool(self.collectors) and all(self.collectors.values())
+
+
+class FindingEvent(BaseModel):
+    """One entry of a finding's status history."""
+
+    fingerprint: str
+    at: datetime
+    run_id: str | None
+    actor: str
+    old_status: FindingStatus | None
+    new_status: FindingStatus
+    note: str | None
+
+
+class AuditEntry(BaseModel):
+    """One state change made through the services: who, when, what, before → after."""
+
+    id: int | None = None
+    """Set by the store."""
+    at: datetime
+    actor: str
+    action: str
+    """Dotted verb, e.g. 'finding.triage', 'register.systems.import', 'scan.run.finish'."""
+    subject: str
+    """What changed: a fingerprint, a run id, a file name."""
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    note: str | None = None

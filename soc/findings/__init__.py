@@ -1,0 +1,1 @@
+"""Finding rules shared by every store backend: the lifecycle (pure)."""

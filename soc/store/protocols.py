@@ -1,0 +1,183 @@
+"""What the services ask of storage, one protocol per concern, shaped by the questions (not by SQL).
+
+The embedded SQLite backend implements them now; the search backend (Elasticsearch / OpenSearch)
+implements the same ones later. Users, tokens, jobs, drills and reports add their own protocols.
+Lifecycle rules are not here: backends carry out what `soc.findings.lifecycle` decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from soc.compliance.history import HistoryEntry, RegisterChanges
+from soc.compliance.models import CoverageRecord, SystemRecord
+from soc.core.models import (
+    AuditEntry,
+    Finding,
+    FindingEvent,
+    FindingStatus,
+    Observation,
+    PortalChanges,
+    PortalScan,
+    ScanRun,
+    Severity,
+    StoredFinding,
+)
+from soc.store.query import FindingQuery, Page
+
+
+class FindingStore(Protocol):
+    """Scan runs, raw observations and findings with their lifecycle."""
+
+    def begin_run(self, inventory: str, portal_count: int) -> ScanRun:
+        """Create a run in state `running` and return it (committed immediately)."""
+        ...
+
+    def record_portal(
+        self,
+        run_id: str,
+        portal_url: str,
+        observations: Sequence[Observation],
+        findings: Sequence[Finding],
+        assessment: PortalScan | None = None,
+    ) -> PortalChanges:
+        """Store one portal's observations and findings atomically and apply the lifecycle.
+
+        Findings seen are opened (new), kept (still open) or reopened (were resolved). Each complete
+        observation resolves the portal's earlier findings of its own collector's checks that were not
+        seen; an incomplete one resolves nothing (`soc.findings.lifecycle`). The portal's assessment
+        (grade, score), when given, is kept for the run.
+        """
+        ...
+
+    def finish_run(self, run_id: str, complete: bool) -> ScanRun:
+        """Mark a run complete, or incomplete when it was interrupted."""
+        ...
+
+    def mark_abandoned_runs(self, started_before: datetime) -> list[ScanRun]:
+        """Turn runs still `running` that started before the cutoff into `incomplete`; return them."""
+        ...
+
+    def get_run(self, run_id: str) -> ScanRun | None:
+        """One run, or None."""
+        ...
+
+    def list_runs(self, limit: int = 20) -> list[ScanRun]:
+        """Most recent runs first."""
+        ...
+
+    def runs_by_prefix(self, prefix: str, limit: int = 2) -> list[ScanRun]:
+        """Runs whose id starts with `prefix` (at most `limit`; two are enough to tell 'ambiguous')."""
+        ...
+
+    def query_findings(self, query: FindingQuery) -> Page[StoredFinding]:
+        """One page of the findings matching the query, in its order."""
+        ...
+
+    def list_findings(
+        self,
+        statuses: Sequence[FindingStatus] = (),
+        severities: Sequence[Severity] = (),
+        check_ids: Sequence[str] = (),
+        portal_url: str | None = None,
+    ) -> list[StoredFinding]:
+        """Every finding matching every given filter (an empty filter matches all), worst first."""
+        ...
+
+    def run_findings(self, run_id: str) -> list[StoredFinding]:
+        """The findings seen in one run (their current state), worst first."""
+        ...
+
+    def observations(self, run_id: str, portal_url: str | None = None) -> list[Observation]:
+        """Raw observations kept for one run."""
+        ...
+
+    def portal_scans(self, run_id: str) -> list[PortalScan]:
+        """Every portal's assessment in one run."""
+        ...
+
+    def portal_scans_between(self, start: datetime, end: datetime) -> list[PortalScan]:
+        """Every portal assessment recorded in [start, end], oldest first."""
+        ...
+
+    def set_status(
+        self, fingerprint: str, status: FindingStatus, actor: str, note: str | None = None
+    ) -> StoredFinding:
+        """Triage: change a finding's status by hand, with who and why in its history (KeyError: unknown)."""
+        ...
+
+    def events(self, fingerprint: str) -> list[FindingEvent]:
+        """The status history of one finding, oldest first."""
+        ...
+
+
+class RegisterStore(Protocol):
+    """The register of information systems and anti-malware coverage, every version kept."""
+
+    def apply_systems(self, records: Sequence[SystemRecord], actor: str, source: str,
+                      at: datetime | None = None) -> RegisterChanges:
+        """Apply a file's systems atomically: new versions for what changed; systems not in the file stay.
+
+        HistoryError when `at` is before a record's latest version (history is never rewritten).
+        """
+        ...
+
+    def apply_coverage(self, records: Sequence[CoverageRecord], actor: str, source: str,
+                       at: datetime | None = None) -> RegisterChanges:
+        """Apply an anti-malware coverage file atomically (one current record per agency)."""
+        ...
+
+    def systems_as_of(self, moment: datetime) -> list[SystemRecord]:
+        """The register as it stood at `moment`."""
+        ...
+
+    def coverage_as_of(self, moment: datetime) -> list[CoverageRecord]:
+        """Anti-malware coverage as it stood at `moment`."""
+        ...
+
+    def system_history(self, system_id: str) -> list[HistoryEntry]:
+        """Every version of one system, oldest first, with what each changed."""
+        ...
+
+
+class AuditLog(Protocol):
+    """The trail of every state change made through the services (append-only)."""
+
+    def append(self, entry: AuditEntry) -> AuditEntry:
+        """Keep one entry; return it with its id."""
+        ...
+
+    def entries(self, action_prefix: str | None = None, subject: str | None = None,
+                limit: int = 100) -> list[AuditEntry]:
+        """The newest entries first, optionally only of actions starting with a prefix or of one subject."""
+        ...
+
+
+class Backend(Protocol):
+    """One storage backend: its stores, opened together on one database."""
+
+    @property
+    def findings(self) -> FindingStore:
+        """Runs, observations, findings."""
+        ...
+
+    @property
+    def register(self) -> RegisterStore:
+        """The register and coverage."""
+        ...
+
+    @property
+    def audit(self) -> AuditLog:
+        """The audit trail."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the data lives, for messages (a file path, a URL without credentials)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

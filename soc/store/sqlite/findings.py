@@ -1,0 +1,460 @@
+"""Runs, observations and findings on SQLite: carries out what `soc.findings.lifecycle` decides.
+
+Every public method runs in its own short transaction (one connection per call); writes begin
+IMMEDIATE, so concurrent writers wait on the busy timeout instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    case,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from soc.core.clock import SYSTEM_CLOCK, Clock
+from soc.core.models import (
+    Finding,
+    FindingEvent,
+    FindingStatus,
+    Observation,
+    PortalChanges,
+    PortalScan,
+    RunStatus,
+    ScanRun,
+    Severity,
+    StoredFinding,
+)
+from soc.findings import lifecycle
+from soc.store.query import CursorError, FindingQuery, FindingSort, Page, decode_cursor, encode_cursor
+from soc.store.sqlite.schema import (
+    BEGIN_OPTION,
+    finding_events,
+    findings,
+    observations,
+    portal_scans,
+    run_findings,
+    scan_runs,
+)
+
+_SEVERITY_RANK = case(
+    {severity.value: severity.rank for severity in Severity},
+    value=findings.c.severity,
+    else_=len(Severity),
+)
+_SORT_KEYS: dict[FindingSort, tuple[tuple[ColumnElement[Any], bool], ...]] = {
+    # (column, descending); the fingerprint ends every order, so keys are unique
+    FindingSort.SEVERITY: ((_SEVERITY_RANK, False), (findings.c.portal_url, False), (findings.c.check_id, False),
+                           (findings.c.fingerprint, False)),
+    FindingSort.FIRST_SEEN: ((findings.c.first_seen, True), (findings.c.fingerprint, True)),
+    FindingSort.LAST_SEEN: ((findings.c.last_seen, True), (findings.c.fingerprint, True)),
+}
+_WORST_FIRST = tuple(column for column, _ in _SORT_KEYS[FindingSort.SEVERITY])
+
+
+def _sort_value(finding: StoredFinding, column: ColumnElement[Any]) -> Any:
+    if column is _SEVERITY_RANK:
+        return finding.severity.rank
+    value = getattr(finding, str(getattr(column, "name", "")))
+    return value.astimezone(UTC).isoformat(timespec="microseconds") if isinstance(value, datetime) else value
+
+
+class SqliteFindingStore:
+    """The `FindingStore` protocol on an SQLite database (opened and migrated by the backend)."""
+
+    def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._engine = engine
+        self._writer = engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+        self._clock = clock
+
+    def _now(self) -> datetime:
+        """The clock's current time in UTC (a naive clock is a programming error)."""
+        now = self._clock.now()
+        if now.utcoffset() is None:
+            raise ValueError("the store clock must return timezone-aware datetimes")
+        return now.astimezone(UTC)
+
+    def begin_run(self, inventory: str, portal_count: int) -> ScanRun:
+        """Create a run in state `running` and return it (committed immediately)."""
+        run = ScanRun(
+            id=uuid4().hex,
+            started_at=self._now(),
+            status=RunStatus.RUNNING,
+            inventory=inventory,
+            portal_count=portal_count,
+        )
+        with self._writer.begin() as conn:
+            conn.execute(insert(scan_runs).values(run.model_dump(mode="python")))
+        return run
+
+    def record_portal(
+        self,
+        run_id: str,
+        portal_url: str,
+        observations: Sequence[Observation],
+        findings: Sequence[Finding],
+        assessment: PortalScan | None = None,
+    ) -> PortalChanges:
+        """Store one portal's observations and findings atomically and apply the lifecycle (see the protocol)."""
+        lifecycle.check_portal(portal_url, observations, findings)
+        seen = {finding.fingerprint: finding for finding in findings}
+        now = self._now()
+        with self._writer.begin() as conn:
+            _require_run(conn, run_id)
+            self._insert_observations(conn, run_id, observations)
+            plan = lifecycle.plan_sightings(seen.values(), _statuses(conn, seen))
+            for finding in plan.new:
+                _open_new(conn, finding, run_id, now)
+            for finding in plan.reopened:
+                _reopen(conn, finding, run_id, now)
+            for finding in plan.still_open:
+                _refresh(conn, finding, run_id, now)
+            if seen:
+                rows = [{"run_id": run_id, "fingerprint": fingerprint} for fingerprint in seen]
+                conn.execute(sqlite_insert(run_findings).on_conflict_do_nothing(), rows)
+            prefixes = lifecycle.resolving_prefixes(observations)
+            resolved = self._resolve_unseen(conn, run_id, portal_url, set(seen), now, prefixes) if prefixes else []
+            if assessment is not None:
+                row = assessment.model_dump(mode="python") | {"run_id": run_id, "portal_url": portal_url}
+                conn.execute(sqlite_insert(portal_scans).values(row).on_conflict_do_update(
+                    index_elements=["run_id", "portal_url"], set_=row))
+            conn.execute(
+                update(scan_runs)
+                .where(scan_runs.c.id == run_id)
+                .values(portals_done=scan_runs.c.portals_done + 1)
+            )
+        return PortalChanges(new=[f.fingerprint for f in plan.new], reopened=[f.fingerprint for f in plan.reopened],
+                             still_open=[f.fingerprint for f in plan.still_open], resolved=resolved)
+
+    def _insert_observations(self, conn: Connection, run_id: str, items: Sequence[Observation]) -> None:
+        """Keep the raw collector output of this portal."""
+        if items:
+            rows = [{"run_id": run_id, **item.model_dump(mode="python")} for item in items]
+            conn.execute(insert(observations), rows)
+
+    def _resolve_unseen(
+        self, conn: Connection, run_id: str, portal_url: str, seen: set[str], now: datetime,
+        prefixes: Sequence[str],
+    ) -> list[str]:
+        """Resolve the portal's findings the lifecycle says a complete observation resolves."""
+        rows = conn.execute(
+            select(findings.c.fingerprint, findings.c.check_id, findings.c.status)
+            .where(findings.c.portal_url == portal_url)
+            .where(or_(*(findings.c.check_id.startswith(prefix, autoescape=True) for prefix in prefixes)))
+            .where(findings.c.fingerprint.not_in(seen))
+            .order_by(findings.c.check_id, findings.c.fingerprint)
+        ).all()
+        stale = {fingerprint: FindingStatus(status) for fingerprint, check_id, status in rows
+                 if lifecycle.resolves(check_id, FindingStatus(status), prefixes)}
+        for fingerprint, old in stale.items():
+            _set_status_row(conn, fingerprint, FindingStatus.RESOLVED, now, lifecycle.RESOLVED_NOTE)
+            conn.execute(insert(finding_events).values(_event(
+                fingerprint, now, lifecycle.SCAN_ACTOR, FindingStatus.RESOLVED, old_status=old, run_id=run_id,
+                note=lifecycle.RESOLVED_NOTE)))
+        return list(stale)
+
+    def finish_run(self, run_id: str, complete: bool) -> ScanRun:
+        """Mark a run complete, or incomplete when it was interrupted."""
+        status = RunStatus.COMPLETE if complete else RunStatus.INCOMPLETE
+        with self._writer.begin() as conn:
+            _require_run(conn, run_id)
+            conn.execute(
+                update(scan_runs)
+                .where(scan_runs.c.id == run_id)
+                .values(finished_at=self._now(), status=status.value)
+            )
+            return _fetch_run(conn, run_id)
+
+    def mark_abandoned_runs(self, started_before: datetime) -> list[ScanRun]:
+        """Turn `running` runs started before the cutoff into `incomplete`; return them as they are now."""
+        with self._writer.begin() as conn:
+            ids = list(conn.execute(
+                select(scan_runs.c.id)
+                .where(scan_runs.c.status == RunStatus.RUNNING.value)
+                .where(scan_runs.c.started_at < started_before)
+            ).scalars())
+            if ids:
+                conn.execute(update(scan_runs).where(scan_runs.c.id.in_(ids))
+                             .values(status=RunStatus.INCOMPLETE.value))
+            return [_fetch_run(conn, run_id) for run_id in ids]
+
+    def get_run(self, run_id: str) -> ScanRun | None:
+        """One run as stored (a `running` run is reported as such), or None."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(scan_runs).where(scan_runs.c.id == run_id)).mappings().first()
+        return None if row is None else ScanRun.model_validate(dict(row))
+
+    def list_runs(self, limit: int = 20) -> list[ScanRun]:
+        """Most recent runs first."""
+        stmt = select(scan_runs).order_by(scan_runs.c.started_at.desc(), scan_runs.c.id).limit(limit)
+        with self._engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return [ScanRun.model_validate(dict(row)) for row in rows]
+
+    def runs_by_prefix(self, prefix: str, limit: int = 2) -> list[ScanRun]:
+        """Runs whose id starts with `prefix`, most recent first (at most `limit`)."""
+        stmt = (select(scan_runs).where(scan_runs.c.id.startswith(prefix, autoescape=True))
+                .order_by(scan_runs.c.started_at.desc()).limit(limit))
+        with self._engine.connect() as conn:
+            return [ScanRun.model_validate(dict(row)) for row in conn.execute(stmt).mappings()]
+
+    def query_findings(self, query: FindingQuery) -> Page[StoredFinding]:
+        """One page of the findings matching the query, in its order (keyset pagination)."""
+        stmt = select(findings)
+        if query.statuses:
+            stmt = stmt.where(findings.c.status.in_([status.value for status in query.statuses]))
+        if query.severities:
+            stmt = stmt.where(findings.c.severity.in_([severity.value for severity in query.severities]))
+        if query.check_ids:
+            stmt = stmt.where(findings.c.check_id.in_(list(query.check_ids)))
+        if query.portal_urls:
+            stmt = stmt.where(findings.c.portal_url.in_(list(query.portal_urls)))
+        if query.fingerprint_prefix:
+            stmt = stmt.where(findings.c.fingerprint.startswith(query.fingerprint_prefix, autoescape=True))
+        if query.first_seen_after is not None:
+            stmt = stmt.where(findings.c.first_seen > query.first_seen_after)
+        keys = _SORT_KEYS[query.sort]
+        if query.cursor:
+            after = decode_cursor(query.sort, query.cursor)
+            columns = [column for column, _ in keys]
+            descending = keys[0][1]  # every order is all-ascending or all-descending
+            if len(after) != len(columns):
+                raise CursorError("cursor does not match this order")
+            values = [literal(_bind(column, value), type_=column.type)
+                      for column, value in zip(columns, after, strict=True)]
+            stmt = stmt.where(tuple_(*columns) < tuple_(*values) if descending else tuple_(*columns) > tuple_(*values))
+        stmt = stmt.order_by(*(column.desc() if desc else column.asc() for column, desc in keys))
+        if query.limit is not None:
+            stmt = stmt.limit(query.limit + 1)
+        with self._engine.connect() as conn:
+            rows = [StoredFinding.model_validate(dict(row)) for row in conn.execute(stmt).mappings()]
+        if query.limit is None or len(rows) <= query.limit:
+            return Page(items=rows)
+        items = rows[: query.limit]
+        last = items[-1]
+        return Page(items=items, next_cursor=encode_cursor(query.sort, [_sort_value(last, c) for c, _ in keys]))
+
+    def list_findings(
+        self,
+        statuses: Sequence[FindingStatus] = (),
+        severities: Sequence[Severity] = (),
+        check_ids: Sequence[str] = (),
+        portal_url: str | None = None,
+    ) -> list[StoredFinding]:
+        """Every finding matching every given filter (an empty filter matches all), worst first."""
+        query = FindingQuery(statuses=tuple(statuses), severities=tuple(severities), check_ids=tuple(check_ids),
+                             portal_urls=(portal_url,) if portal_url is not None else ())
+        return self.query_findings(query).items
+
+    def run_findings(self, run_id: str) -> list[StoredFinding]:
+        """The findings seen in one run (their current state), worst first."""
+        stmt = (
+            select(findings)
+            .join(run_findings, run_findings.c.fingerprint == findings.c.fingerprint)
+            .where(run_findings.c.run_id == run_id)
+        )
+        return self._stored_findings(stmt)
+
+    def _stored_findings(self, stmt: Select[Any]) -> list[StoredFinding]:
+        """Run a select over `findings`, worst first, as models."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(stmt.order_by(*_WORST_FIRST)).mappings().all()
+        return [StoredFinding.model_validate(dict(row)) for row in rows]
+
+    def observations(self, run_id: str, portal_url: str | None = None) -> list[Observation]:
+        """Raw observations kept for one run, in the order they were recorded."""
+        stmt = select(
+            observations.c.collector,
+            observations.c.portal_url,
+            observations.c.observed_at,
+            observations.c.complete,
+            observations.c.data,
+        ).where(observations.c.run_id == run_id)
+        if portal_url is not None:
+            stmt = stmt.where(observations.c.portal_url == portal_url)
+        with self._engine.connect() as conn:
+            rows = conn.execute(stmt.order_by(observations.c.id)).mappings().all()
+        return [Observation.model_validate(dict(row)) for row in rows]
+
+    def set_status(
+        self, fingerprint: str, status: FindingStatus, actor: str, note: str | None = None
+    ) -> StoredFinding:
+        """Triage: change a finding's status by hand, with who and why kept in its history.
+
+        `resolved_at` becomes now when the new status is `resolved` and None otherwise; the note
+        becomes the finding's `status_note`. Raises KeyError for an unknown fingerprint.
+        """
+        now = self._now()
+        with self._writer.begin() as conn:
+            old = _statuses(conn, [fingerprint]).get(fingerprint)
+            if old is None:
+                raise KeyError(f"no finding with fingerprint {fingerprint!r}")
+            _set_status_row(conn, fingerprint, status, now, note)
+            event_row = _event(fingerprint, now, actor, status, old_status=old, note=note)
+            conn.execute(insert(finding_events).values(event_row))
+            row = conn.execute(select(findings).where(findings.c.fingerprint == fingerprint)).mappings().one()
+        return StoredFinding.model_validate(dict(row))
+
+    def events(self, fingerprint: str) -> list[FindingEvent]:
+        """The status history of one finding, oldest first (empty for an unknown fingerprint)."""
+        stmt = (
+            select(finding_events)
+            .where(finding_events.c.fingerprint == fingerprint)
+            .order_by(finding_events.c.id)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return [FindingEvent.model_validate(dict(row)) for row in rows]
+
+    def portal_scans(self, run_id: str) -> list[PortalScan]:
+        """Every portal's assessment in one run, by portal URL."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(portal_scans).where(portal_scans.c.run_id == run_id).order_by(portal_scans.c.portal_url)
+            ).mappings()
+            return [PortalScan.model_validate(dict(row)) for row in rows]
+
+    def portal_scans_between(self, start: datetime, end: datetime) -> list[PortalScan]:
+        """Every portal assessment recorded in [start, end], oldest first (for KPIs over a window)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(portal_scans)
+                .where(portal_scans.c.recorded_at >= start, portal_scans.c.recorded_at <= end)
+                .order_by(portal_scans.c.recorded_at)
+            ).mappings()
+            return [PortalScan.model_validate(dict(row)) for row in rows]
+
+def _require_run(conn: Connection, run_id: str) -> None:
+    """Raise KeyError when no run has this id."""
+    if conn.execute(select(scan_runs.c.id).where(scan_runs.c.id == run_id)).first() is None:
+        raise KeyError(f"no scan run with id {run_id!r}")
+
+
+def _fetch_run(conn: Connection, run_id: str) -> ScanRun:
+    """One existing run as a model."""
+    row = conn.execute(select(scan_runs).where(scan_runs.c.id == run_id)).mappings().one()
+    return ScanRun.model_validate(dict(row))
+
+
+def _statuses(conn: Connection, fingerprints: Iterable[str]) -> dict[str, FindingStatus]:
+    """Current status of those of `fingerprints` the store knows."""
+    stmt = select(findings.c.fingerprint, findings.c.status).where(
+        findings.c.fingerprint.in_(list(fingerprints))
+    )
+    rows = conn.execute(stmt).all()
+    return {fingerprint: FindingStatus(status) for fingerprint, status in rows}
+
+
+def _open_new(conn: Connection, finding: Finding, run_id: str, now: datetime) -> None:
+    """Insert a finding never seen before, status open, with its `opened` event."""
+    row = {
+        **_content(finding, run_id, now),
+        "fingerprint": finding.fingerprint,
+        "portal_url": finding.portal_url,
+        "check_id": finding.check_id,
+        "status": FindingStatus.OPEN.value,
+        "first_seen": now,
+        "resolved_at": None,
+        "status_note": None,
+    }
+    conn.execute(insert(findings).values(row))
+    event_row = _event(finding.fingerprint, now, lifecycle.SCAN_ACTOR, FindingStatus.OPEN, run_id=run_id,
+                       note=lifecycle.OPENED_NOTE)
+    conn.execute(insert(finding_events).values(event_row))
+
+
+def _reopen(conn: Connection, finding: Finding, run_id: str, now: datetime) -> None:
+    """Open again a resolved finding that a scan sees again, with its `reopened` event."""
+    note = lifecycle.REOPENED_NOTE
+    _refresh(conn, finding, run_id, now)
+    _set_status_row(conn, finding.fingerprint, FindingStatus.OPEN, now, note)
+    event_row = _event(
+        finding.fingerprint,
+        now,
+        lifecycle.SCAN_ACTOR,
+        FindingStatus.OPEN,
+        old_status=FindingStatus.RESOLVED,
+        run_id=run_id,
+        note=note,
+    )
+    conn.execute(insert(finding_events).values(event_row))
+
+
+def _refresh(conn: Connection, finding: Finding, run_id: str, now: datetime) -> None:
+    """Update a known finding's content and last sighting, keeping its status."""
+    conn.execute(
+        update(findings)
+        .where(findings.c.fingerprint == finding.fingerprint)
+        .values(_content(finding, run_id, now))
+    )
+
+
+def _set_status_row(
+    conn: Connection, fingerprint: str, status: FindingStatus, now: datetime, note: str | None
+) -> None:
+    """Write a status change on the finding row; `resolved_at` follows the new status."""
+    resolved_at = now if status is FindingStatus.RESOLVED else None
+    conn.execute(
+        update(findings)
+        .where(findings.c.fingerprint == fingerprint)
+        .values(status=status.value, resolved_at=resolved_at, status_note=note)
+    )
+
+
+def _bind(column: ColumnElement[Any], value: Any) -> Any:
+    """A cursor's key value as the column compares it (times back to aware datetimes)."""
+    if column is _SEVERITY_RANK or not isinstance(value, str) or getattr(column, "name", "") not in (
+            "first_seen", "last_seen"):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def _content(finding: Finding, run_id: str, now: datetime) -> dict[str, Any]:
+    """The columns a new sighting refreshes: latest wording, evidence, and when/which run saw it."""
+    return {
+        "severity": finding.severity.value,
+        "title_vi": finding.title_vi,
+        "title_en": finding.title_en,
+        "evidence": finding.evidence,
+        "remediation_vi": finding.remediation_vi,
+        "remediation_en": finding.remediation_en,
+        "detail": finding.detail,
+        "last_seen": now,
+        "last_run_id": run_id,
+    }
+
+
+def _event(
+    fingerprint: str,
+    at: datetime,
+    actor: str,
+    new_status: FindingStatus,
+    *,
+    old_status: FindingStatus | None = None,
+    run_id: str | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """A row for `finding_events`."""
+    return {
+        "fingerprint": fingerprint,
+        "at": at,
+        "run_id": run_id,
+        "actor": actor,
+        "old_status": old_status.value if old_status else None,
+        "new_status": new_status.value,
+        "note": note,
+    }

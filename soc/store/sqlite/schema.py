@@ -1,0 +1,263 @@
+"""The SQLite schema (SQLAlchemy Core), its engine settings and its migrations (Alembic).
+
+Datetimes are kept as ISO-8601 UTC text and come back timezone-aware. Writes take SQLite's write
+lock up front (`BEGIN IMMEDIATE`) so a concurrent writer waits on the busy timeout instead of failing
+half-way. The metadata here is what migrations must produce exactly (a test compares them).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    JSON,
+    URL,
+    Boolean,
+    Column,
+    Connection,
+    Dialect,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    create_engine,
+    event,
+)
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+HEAD_REVISION = max(path.name.split("_", 1)[0] for path in (MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py"))
+"""Newest migration: revisions are numbered '0001', '0002', … in their file names (a test checks the chain)."""
+BUSY_TIMEOUT_MS = 5000
+
+BEGIN_OPTION = "soc_sqlite_begin"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored as fixed-width ISO-8601 UTC text (sorts chronologically)."""
+
+    impl = String(32)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | None:
+        """Convert an aware datetime to UTC text; naive datetimes are rejected."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} refused: store times must be tz-aware")
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> datetime | None:
+        """Parse stored text back into an aware UTC datetime."""
+        if value is None:
+            return None
+        return datetime.fromisoformat(value).astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+"""The schema as the code expects it; migrations must produce exactly this (a test checks)."""
+
+scan_runs = Table(
+    "scan_runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("inventory", Text(), nullable=False),
+    Column("portal_count", Integer(), nullable=False),
+    Column("portals_done", Integer(), nullable=False),
+)
+
+observations = Table(
+    "observations",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("run_id", String(32), ForeignKey("scan_runs.id"), nullable=False),
+    Column("portal_url", Text(), nullable=False),
+    Column("collector", Text(), nullable=False),
+    Column("observed_at", UTCDateTime(), nullable=False),
+    Column("complete", Boolean(), nullable=False),
+    Column("data", JSON(), nullable=False),
+    Index("ix_observations_run_id_portal_url", "run_id", "portal_url"),
+)
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("fingerprint", String(32), primary_key=True),
+    Column("portal_url", Text(), nullable=False),
+    Column("check_id", Text(), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("title_vi", Text(), nullable=False),
+    Column("title_en", Text(), nullable=False),
+    Column("evidence", Text(), nullable=False),
+    Column("remediation_vi", Text(), nullable=False),
+    Column("remediation_en", Text(), nullable=False),
+    Column("detail", Text(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("first_seen", UTCDateTime(), nullable=False),
+    Column("last_seen", UTCDateTime(), nullable=False),
+    Column("resolved_at", UTCDateTime(), nullable=True),
+    Column("last_run_id", String(32), ForeignKey("scan_runs.id"), nullable=False),
+    Column("status_note", Text(), nullable=True),
+    Index("ix_findings_portal_url", "portal_url"),
+    Index("ix_findings_status", "status"),
+    Index("ix_findings_check_id", "check_id"),
+)
+
+run_findings = Table(
+    "run_findings",
+    metadata,
+    Column("run_id", String(32), ForeignKey("scan_runs.id"), primary_key=True),
+    Column("fingerprint", String(32), ForeignKey("findings.fingerprint"), primary_key=True),
+)
+
+finding_events = Table(
+    "finding_events",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("fingerprint", String(32), ForeignKey("findings.fingerprint"), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("run_id", String(32), ForeignKey("scan_runs.id"), nullable=True),
+    Column("actor", Text(), nullable=False),
+    Column("old_status", String(16), nullable=True),
+    Column("new_status", String(16), nullable=False),
+    Column("note", Text(), nullable=True),
+    Index("ix_finding_events_fingerprint", "fingerprint"),
+)
+
+portal_scans = Table(
+    "portal_scans",
+    metadata,
+    Column("run_id", String(32), ForeignKey("scan_runs.id"), primary_key=True),
+    Column("portal_url", Text(), primary_key=True),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Column("collectors", JSON(), nullable=False),
+    Column("tls_grade", String(4), nullable=True),
+    Column("grade_without_trust", String(4), nullable=True),
+    Column("score", Integer(), nullable=True),
+    Column("category_scores", JSON(), nullable=False),
+    Column("reasons", JSON(), nullable=False),
+    Column("label_valid", Boolean(), nullable=True),
+    Index("ix_portal_scans_portal_url", "portal_url"),
+    Index("ix_portal_scans_recorded_at", "recorded_at"),
+)
+
+def _versions_table(name: str, key: str) -> Table:
+    """A versioned record table: one row per version, valid_from inclusive, valid_to exclusive (None: current)."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Integer(), primary_key=True, autoincrement=True),
+        Column(key, String(64), nullable=False),
+        Column("valid_from", UTCDateTime(), nullable=False),
+        Column("valid_to", UTCDateTime(), nullable=True),
+        Column("actor", Text(), nullable=False),
+        Column("source", Text(), nullable=False),
+        Column("data", JSON(), nullable=False),
+    )
+
+
+system_versions = _versions_table("system_versions", "system_id")
+Index("ix_system_versions_system_id_valid_from", system_versions.c.system_id, system_versions.c.valid_from)
+Index("ix_system_versions_valid_from_valid_to", system_versions.c.valid_from, system_versions.c.valid_to)
+coverage_versions = _versions_table("coverage_versions", "agency")
+Index("ix_coverage_versions_agency_valid_from", coverage_versions.c.agency, coverage_versions.c.valid_from)
+
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", Text(), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", Text(), nullable=False),
+    Column("before", JSON(), nullable=True),
+    Column("after", JSON(), nullable=True),
+    Column("note", Text(), nullable=True),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_action", "action"),
+    Index("ix_audit_log_subject", "subject"),
+)
+
+
+def alembic_config() -> Config:
+    """An Alembic configuration for the store's migrations, built without an ini file."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    """Hand transaction control to SQLAlchemy and set the per-connection pragmas."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _on_begin(conn: Connection) -> None:
+    """Emit BEGIN ourselves (the sqlite3 module's implicit one skips SELECTs and DDL)."""
+    mode = conn.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def create_engine_for(path: Path) -> Engine:
+    """An engine on one SQLite file with WAL, foreign keys and a busy timeout."""
+    engine = create_engine(URL.create("sqlite", database=str(path)))
+    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "begin", _on_begin)
+    return engine
+
+
+def revision(engine: Engine) -> str | None:
+    """The file's Alembic revision (None for a new file)."""
+    with engine.connect() as conn:
+        try:
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except OperationalError:  # a new file: no alembic_version table yet
+            return None
+
+
+def migrate(engine: Engine) -> None:
+    """Run `alembic upgrade head` on one of our connections, in one IMMEDIATE transaction.
+
+    A file already at the newest revision skips Alembic entirely (importing it costs more than
+    the rest of a short command such as `soc compliance`).
+    """
+    if revision(engine) == HEAD_REVISION:
+        return
+    from alembic import command
+
+    config = alembic_config()
+    with engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"}).begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
