@@ -22,13 +22,13 @@ from datetime import time as clock_time
 from pathlib import Path
 
 import yaml
+from soc.compliance.service import report
+from soc.store.register import SqliteRegister
 
 from soc.compliance.kpi import LOCAL_ZONE, month_before
 from soc.compliance.models import ApprovalStatus, RequirementStatus, SystemRecord
-from soc.compliance.service import report
 from soc.inventory import load_inventory
 from soc.store import open_store
-from soc.store.register import SqliteRegister
 
 AGENCIES = 120
 FLOW = [ApprovalStatus.NOT_STARTED, ApprovalStatus.DOSSIER_DRAFTED, ApprovalStatus.SUBMITTED,

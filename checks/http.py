@@ -42,10 +42,10 @@ def _redirect_findings(obs: HttpObservation) -> list[Finding]:
 def _header_findings(obs: HttpObservation) -> list[Finding]:
     url, findings = obs.portal_url, []
     hsts = first(obs, "strict-transport-security")
-    age = hsts_max_age(obs)
+    age, minimum = hsts_max_age(obs), hsts_min_age()
     if hsts is None:
         findings.append(make_finding(url, "http.hsts.missing", "no Strict-Transport-Security header"))
-    elif age is None or age < (minimum := hsts_min_age()):
+    elif age is None or age < minimum:
         findings.append(make_finding(url, "http.hsts.short_max_age",
                                      f"Strict-Transport-Security: {hsts[:200]} (needs max-age >= {minimum})"))
     csp = _csp(obs)

@@ -24,7 +24,8 @@ from soc.schemas.scan import ScanOutput
 
 
 def scan_and_show(ctx: typer.Context, inventory_path: Path, settings: Settings, portals: list[str],
-                  json_out: Path | None, show_findings: bool, only: str | None = None, fail_on: Severity | None = None) -> ScanOutput:
+                  json_out: Path | None, show_findings: bool, only: str | None = None,
+                  fail_on: Severity | None = None) -> ScanOutput:
     """Load, scan with progress, store, print the summary (and findings); shared by `scan` and `demo`.
 
     Exits 1 when `fail_on` is given and an active finding of the run is that severe or worse.

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from checks.compliance import evaluate_coverage, evaluate_system
@@ -19,8 +18,8 @@ from soc.compliance.kpi import Sources, TargetSpec, month_before, plan_for
 from soc.compliance.models import ApprovalStatus, CoverageRecord, RequirementStatus, SystemRecord
 from soc.compliance.rules import ruleset_for
 from soc.core.clock import LOCAL_ZONE, FixedClock, end_of_day
-from soc.inventory import load_inventory
 from soc.core.models import FindingStatus, Observation, PortalScan
+from soc.inventory import load_inventory
 from soc.services.compliance import evaluate, kpis
 from soc.services.context import ServiceContext
 from soc.store import open_backend
@@ -45,7 +44,7 @@ def approved(i: int, agency: str = "stp", **changes: object) -> SystemRecord:
 
 
 def test_register_versions_history_and_as_of(context: ServiceContext) -> None:
-    store, register = context.backend.findings, context.backend.register
+    register = context.backend.register
     first = register.apply_systems([system(1), system(2)], actor="lan", source="jan.xlsx", at=T0)
     assert (first.added, first.changed) == (["HT1", "HT2"], [])
     later = T0 + timedelta(days=40)
@@ -63,7 +62,7 @@ def test_register_versions_history_and_as_of(context: ServiceContext) -> None:
 
 
 def test_history_cannot_be_rewritten(context: ServiceContext) -> None:
-    store, register = context.backend.findings, context.backend.register
+    register = context.backend.register
     register.apply_systems([system(1)], actor="a", source="x", at=T0)
     with pytest.raises(HistoryError, match="HT1"):
         register.apply_systems([approved(1)], actor="a", source="y", at=T0 - timedelta(days=1))
@@ -146,7 +145,7 @@ def kpi(result: object, scope: str, target: str) -> object:
 
 
 def test_more_than_80_percent_means_strictly_more(context: ServiceContext, inventory_path: Path) -> None:
-    store, register = context.backend.findings, context.backend.register
+    register = context.backend.register
     register.apply_systems([approved(1), approved(2), approved(3), approved(4), system(5)], actor="a", source="x",
                            at=T0)
     inventory = load_inventory(inventory_path)
@@ -167,7 +166,7 @@ def test_exact_comparison_has_no_rounding() -> None:
 
 
 def test_past_dates_use_the_register_as_it_stood(context: ServiceContext, inventory_path: Path) -> None:
-    store, register = context.backend.findings, context.backend.register
+    register = context.backend.register
     register.apply_systems([system(1), system(2)], actor="a", source="jan", at=datetime(2026, 1, 5, tzinfo=UTC))
     register.apply_systems([approved(1), system(2)], actor="a", source="mar", at=datetime(2026, 3, 5, tzinfo=UTC))
     inventory = load_inventory(inventory_path)
@@ -182,7 +181,7 @@ def test_past_dates_use_the_register_as_it_stood(context: ServiceContext, invent
 
 
 def test_agency_scopes_and_coverage(context: ServiceContext, inventory_path: Path) -> None:
-    store, register = context.backend.findings, context.backend.register
+    register = context.backend.register
     register.apply_systems([approved(1, "stp"), system(2, "syt")], actor="a", source="x", at=T0)
     register.apply_coverage([CoverageRecord(agency="stp", total_computers=100, protected=100, reporting_to_ncsc=100),
                              CoverageRecord(agency="syt", total_computers=50, protected=40, reporting_to_ncsc=30)],
@@ -196,8 +195,10 @@ def test_agency_scopes_and_coverage(context: ServiceContext, inventory_path: Pat
     assert (drills.numerator, drills.status) == (0, "not_met")  # type: ignore[attr-defined]
 
 
-def test_portal_kpis_come_from_complete_scans_of_the_last_30_days(context: ServiceContext, inventory_path: Path) -> None:
-    store, register = context.backend.findings, context.backend.register
+def test_portal_kpis_come_from_complete_scans_of_the_last_30_days(
+    context: ServiceContext, inventory_path: Path
+) -> None:
+    store = context.backend.findings
     stp, syt = "https://stp.dongnai.gov.vn/", "https://syt.dongnai.gov.vn/"
     recorded = end_of_day(DAY) - timedelta(days=3)
     old = end_of_day(DAY) - timedelta(days=45)
@@ -349,7 +350,7 @@ def test_example_register_and_coverage_import(tmp_path: Path) -> None:
 
 
 def test_portal_kpis_ignore_failed_ports_and_tls_only_scans(context: ServiceContext, inventory_path: Path) -> None:
-    store, register = context.backend.findings, context.backend.register
+    store = context.backend.findings
     stp = "https://stp.dongnai.gov.vn/"
 
     def scan(at: datetime, collectors: dict[str, bool], label: bool | None) -> None:

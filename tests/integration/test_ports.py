@@ -25,9 +25,9 @@ from collectors.ports import (
     read_report,
     scan_ports,
 )
+from soc.core.observations import PortsObservation
 from soc.lab.ports import PortListeners
 from soc.lab.servers import LabError, reserve_closed_port
-from soc.core.observations import PortsObservation
 
 FAST: dict[str, Any] = {"host_timeout_s": 10}
 

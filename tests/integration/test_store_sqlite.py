@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import StatementError
 
+from soc.core.clock import SYSTEM_CLOCK, Clock, FixedClock
 from soc.core.models import (
     Finding,
     FindingStatus,
@@ -24,7 +25,6 @@ from soc.core.models import (
     Severity,
     StoredFinding,
 )
-from soc.core.clock import SYSTEM_CLOCK, Clock, FixedClock
 from soc.store import FindingStore, StoreError, open_backend
 from soc.store.sqlite import SqliteBackend, SqliteFindingStore
 from soc.store.sqlite.schema import UTCDateTime, alembic_config, metadata
@@ -542,7 +542,7 @@ def test_open_store_accepts_paths_and_sqlite_urls(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("url", ["elasticsearch://es.local:9200/soc", "sqlite://", "sqlite:///:memory:"])
 def test_open_store_rejects_other_backends(url: str) -> None:
-    with pytest.raises(StoreError, match="in-memory|unsupported store backend"):
+    with pytest.raises(StoreError, match=r"in-memory|unsupported store backend"):
         open_backend(url)
 
 

@@ -15,9 +15,9 @@ import pytest
 from checks.trustlabel import badge_matches_host
 from collectors.registry import RegistryError, TrustLabelRegistry, load_snapshot, parse_detail_page
 from collectors.trustlabel import MAX_BADGES, MAX_PAGE_CHARS, MAX_TEXT, extract_badges
+from soc.core.observations import TrustBadge
 from soc.lab.registry import RegistryEntry, RegistryServer, detail_page
 from soc.lab.servers import LabError
-from soc.core.observations import TrustBadge
 
 PAGE = "https://www.dongnai.gov.vn/trang-chu"
 HOST = "www.dongnai.gov.vn"

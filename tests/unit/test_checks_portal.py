@@ -32,7 +32,7 @@ GOOD_HEADERS = {
     "referrer-policy": ["no-referrer"],
     "server": ["nginx"],
 }
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def http(**changes: object) -> HttpObservation:

@@ -76,7 +76,7 @@ def test_both_shipped_rule_sets_load_in_date_order() -> None:
 
 
 def test_shipped_rule_sets_load_from_the_package_directory() -> None:
-    assert Path(__file__).resolve().parent.parent / "soc" / "compliance" / "rulesets" == RULESETS_DIR
+    assert Path(__file__).resolve().parents[2] / "soc" / "compliance" / "rulesets" == RULESETS_DIR
     assert [r.id for r in load_rulesets(RULESETS_DIR)] == [ND85, LUAT116]
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from soc.cli import app
 from soc.inventory import InventoryError, load_inventory, merge_portals_csv, normalise_portal_url
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MINIMAL = """\
 agencies:
   - id: stttt
