@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -22,13 +23,15 @@ from datetime import time as clock_time
 from pathlib import Path
 
 import yaml
-from soc.compliance.service import report
-from soc.store.register import SqliteRegister
 
-from soc.compliance.kpi import LOCAL_ZONE, month_before
+from soc.compliance.kpi import month_before
 from soc.compliance.models import ApprovalStatus, RequirementStatus, SystemRecord
+from soc.core.clock import LOCAL_ZONE, FixedClock
+from soc.core.settings import Settings
 from soc.inventory import load_inventory
-from soc.store import open_store
+from soc.services.compliance import kpis
+from soc.services.context import ServiceContext
+from soc.store import open_backend
 
 AGENCIES = 120
 FLOW = [ApprovalStatus.NOT_STARTED, ApprovalStatus.DOSSIER_DRAFTED, ApprovalStatus.SUBMITTED,
@@ -67,12 +70,15 @@ def build(db: Path, systems: int, months: list[date]) -> float:
                             proposed_level=rng.choice([1, 2, 2, 3, 3, 4]), in_operation=rng.random() < 0.7)
                for i in range(systems)]
     started = time.perf_counter()
-    with open_store(db) as store:
-        register = SqliteRegister(store)
+    backend = open_backend(db)
+    try:
+        register = backend.register
         for day in months:
             records = [advance(r, day, rng) if rng.random() < 0.25 else r for r in records]
             at = datetime.combine(day, clock_time(9), LOCAL_ZONE)
             register.apply_systems(records, actor="bench", source=f"{day:%Y-%m}.xlsx", at=at)
+    finally:
+        backend.close()
     return time.perf_counter() - started
 
 
@@ -86,16 +92,17 @@ def main() -> None:
         db, inventory_path = Path(tmp) / "register.db", Path(tmp) / "inventory.yaml"
         write_inventory(inventory_path)
         built = build(db, args.systems, months)
-        with open_store(db) as store:
-            versions = store.engine.connect().exec_driver_sql("SELECT COUNT(*) FROM system_versions").scalar()
+        with sqlite3.connect(db) as connection:
+            versions = connection.execute("SELECT COUNT(*) FROM system_versions").fetchone()[0]
         print(f"{args.systems} systems x {args.months} months: {versions} versions written in {built:.1f} s")
         inventory = load_inventory(inventory_path)
         in_process, commands = [], []
         probe = [months[0], months[len(months) // 2], months[-1]]
-        with open_store(db) as store:
+        clock = FixedClock(datetime.combine(months[-1], clock_time(23), LOCAL_ZONE))
+        with ServiceContext(Settings(db=db), open_backend(db, clock), clock, actor="bench") as context:
             for day in months:
                 started = time.perf_counter()
-                result = report(store, inventory, day)
+                result = kpis(context, inventory, day)
                 in_process.append(time.perf_counter() - started)
         for day in probe:
             started = time.perf_counter()

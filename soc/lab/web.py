@@ -155,8 +155,6 @@ def http_responder(profile: HttpProfile, https_url: str, host: str, description:
 
 def registry_entry(badge: Badge, host: str) -> RegistryEntry | None:
     """What the lab registry publishes for a case's label (None: the registry does not list it)."""
-    from soc.lab.registry import RegistryEntry  # here, not at the top: registry → servers → cases → web
-
     if badge in (Badge.NONE, Badge.OTHER, Badge.UNLISTED):
         return None
     status: Literal["revoked", "expired"] | None = None

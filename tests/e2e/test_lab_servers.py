@@ -21,7 +21,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from soc.lab import CASE_NAMES, LabCase, LabError, PortalLab
 from soc.lab.cases import slot_address
@@ -84,7 +84,8 @@ def verify_error(case: LabCase, context: ssl.SSLContext) -> int:
 
 def sent_chain(tls: ssl.SSLSocket) -> list[bytes] | None:
     """DER certificates the server sent, when this Python can tell (public on 3.13+)."""
-    getter = getattr(tls, "get_unverified_chain", None) or getattr(tls._sslobj, "get_unverified_chain", None)
+    internal = getattr(tls, "_sslobj", None)
+    getter = getattr(tls, "get_unverified_chain", None) or getattr(internal, "get_unverified_chain", None)
     if getter is None:
         return None
     return [cert if isinstance(cert, bytes) else ssl.PEM_cert_to_DER_cert(cert.public_bytes()) for cert in getter()]
@@ -185,7 +186,7 @@ def test_incomplete_chain_sends_the_leaf_only(lab: PortalLab) -> None:
 def test_incomplete_chain_completes_with_the_aia_intermediate(lab: PortalLab) -> None:
     case = lab.case("incomplete_chain")
     assert verify_error(case, trusting_context(lab)) == 20
-    aia = peer_cert(case).extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value
+    aia = peer_cert(case).extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     urls = [d.access_location.value for d in aia if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS]
     assert urls == [lab.aia_url]
     assert ipaddress.ip_address(str(urllib.parse.urlsplit(urls[0]).hostname)).is_loopback
@@ -231,14 +232,14 @@ def test_no_tls13_stops_at_tls12(lab: PortalLab) -> None:
 def test_null_anon_static_rsa_suites(lab: PortalLab, suite: str) -> None:
     client = lenient_context(maximum=ssl.TLSVersion.TLSv1_2, ciphers=f"{suite}:@SECLEVEL=0")
     with tls_to(lab.case("null_anon_static_rsa"), client) as tls:
-        assert tls.cipher()[0] == suite
+        assert (tls.cipher() or ('',))[0] == suite
 
 
 def test_dhe1024_negotiates_a_1024_bit_dhe_suite(lab: PortalLab) -> None:
     suite = "DHE-RSA-AES128-GCM-SHA256"
     client = lenient_context(maximum=ssl.TLSVersion.TLSv1_2, ciphers=f"{suite}:@SECLEVEL=0")
     with tls_to(lab.case("dhe1024"), client) as tls:
-        assert tls.cipher()[0] == suite
+        assert (tls.cipher() or ('',))[0] == suite
     strict = lenient_context(maximum=ssl.TLSVersion.TLSv1_2, ciphers=suite)
     with pytest.raises(ssl.SSLError, match="dh key too small"), tls_to(lab.case("dhe1024"), strict):
         pass

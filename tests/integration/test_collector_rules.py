@@ -21,6 +21,8 @@ from collectors.certificates import describe, hostname_matches
 from collectors.tls import TlsTarget, probe
 from soc.core.observations import Unreachable
 
+pytestmark = pytest.mark.lab  # starts real servers on loopback
+
 LOOPBACK = [ip_network("127.0.0.0/8")]
 
 

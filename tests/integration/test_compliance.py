@@ -6,15 +6,15 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import openpyxl
+import openpyxl  # type: ignore[import-untyped]
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from checks.compliance import evaluate_coverage, evaluate_system
 from soc.cli import app
 from soc.cli.common import CliState
 from soc.compliance.history import HistoryError
-from soc.compliance.kpi import Sources, TargetSpec, month_before, plan_for
+from soc.compliance.kpi import ComplianceReport, Kpi, Sources, TargetSpec, month_before, plan_for
 from soc.compliance.models import ApprovalStatus, CoverageRecord, RequirementStatus, SystemRecord
 from soc.compliance.rules import ruleset_for
 from soc.core.clock import LOCAL_ZONE, FixedClock, end_of_day
@@ -138,8 +138,8 @@ def test_compliance_findings_open_and_resolve_in_the_store(context: ServiceConte
 # --- KPIs --------------------------------------------------------------------------------------------------------
 
 
-def kpi(result: object, scope: str, target: str) -> object:
-    scopes = [result.province, *result.agencies]  # type: ignore[attr-defined]
+def kpi(result: ComplianceReport, scope: str, target: str) -> Kpi:
+    scopes = [result.province, *result.agencies]
     chosen = next(s for s in scopes if s.id == scope)
     return next(k for k in chosen.kpis if k.id == target)
 
@@ -150,12 +150,12 @@ def test_more_than_80_percent_means_strictly_more(context: ServiceContext, inven
                            at=T0)
     inventory = load_inventory(inventory_path)
     exactly_80 = kpi(kpis(context, inventory, DAY), "province", "systems_approved")
-    assert (exactly_80.numerator, exactly_80.denominator, exactly_80.percent) == (4, 5, 80.0)  # type: ignore[attr-defined]
-    assert exactly_80.status == "not_met"  # type: ignore[attr-defined]
-    assert exactly_80.included == ["HT1", "HT2", "HT3", "HT4"] and exactly_80.excluded == ["HT5"]  # type: ignore[attr-defined]
+    assert (exactly_80.numerator, exactly_80.denominator, exactly_80.percent) == (4, 5, 80.0)
+    assert exactly_80.status == "not_met"
+    assert exactly_80.included == ["HT1", "HT2", "HT3", "HT4"] and exactly_80.excluded == ["HT5"]
     register.apply_systems([approved(6)], actor="a", source="y", at=T0 + timedelta(hours=1))
     above = kpi(kpis(context, inventory, DAY), "province", "systems_approved")
-    assert (above.numerator, above.denominator, above.status) == (5, 6, "met")  # type: ignore[attr-defined]
+    assert (above.numerator, above.denominator, above.status) == (5, 6, "met")
 
 
 def test_exact_comparison_has_no_rounding() -> None:
@@ -172,10 +172,10 @@ def test_past_dates_use_the_register_as_it_stood(context: ServiceContext, invent
     inventory = load_inventory(inventory_path)
     feb = kpi(kpis(context, inventory, date(2026, 2, 20)), "province", "systems_approved")
     apr = kpi(kpis(context, inventory, date(2026, 4, 2)), "province", "systems_approved")
-    assert (feb.numerator, apr.numerator) == (0, 1)  # type: ignore[attr-defined]
+    assert (feb.numerator, apr.numerator) == (0, 1)
     assert (apr.previous_percent, apr.change) == (0.0, 50.0)  # 2 March: before the approval was recorded
     may = kpi(kpis(context, inventory, date(2026, 5, 10)), "province", "systems_approved")
-    assert (may.previous_percent, may.percent, may.change) == (50.0, 50.0, 0.0)  # type: ignore[attr-defined]
+    assert (may.previous_percent, may.percent, may.change) == (50.0, 50.0, 0.0)
     assert kpis(context, inventory, date(2026, 2, 20)).ruleset.id == "nd85-2016"
     assert kpis(context, inventory, date(2026, 7, 1)).ruleset.id == "luat116-2025"
 
@@ -187,12 +187,12 @@ def test_agency_scopes_and_coverage(context: ServiceContext, inventory_path: Pat
                              CoverageRecord(agency="syt", total_computers=50, protected=40, reporting_to_ncsc=30)],
                             actor="a", source="c", at=T0)
     result = kpis(context, load_inventory(inventory_path), DAY)
-    assert kpi(result, "stp", "systems_approved").status == "met"  # type: ignore[attr-defined]
-    assert kpi(result, "syt", "systems_approved").status == "not_met"  # type: ignore[attr-defined]
+    assert kpi(result, "stp", "systems_approved").status == "met"
+    assert kpi(result, "syt", "systems_approved").status == "not_met"
     computers = kpi(result, "province", "computers_antimalware")
-    assert (computers.numerator, computers.denominator, computers.excluded) == (130, 150, ["syt"])  # type: ignore[attr-defined]
+    assert (computers.numerator, computers.denominator, computers.excluded) == (130, 150, ["syt"])
     drills = kpi(result, "province", "drills_held")
-    assert (drills.numerator, drills.status) == (0, "not_met")  # type: ignore[attr-defined]
+    assert (drills.numerator, drills.status) == (0, "not_met")
 
 
 def test_portal_kpis_come_from_complete_scans_of_the_last_30_days(
@@ -215,8 +215,8 @@ def test_portal_kpis_come_from_complete_scans_of_the_last_30_days(
     scan(syt, old, True, True)  # too old to count
     result = kpis(context, load_inventory(inventory_path), DAY)
     assessed, labelled = kpi(result, "province", "portals_assessed"), kpi(result, "province", "portals_labelled")
-    assert (assessed.included, assessed.excluded) == ([stp], [syt])  # type: ignore[attr-defined]
-    assert (labelled.numerator, labelled.denominator, labelled.status) == (1, 2, "not_met")  # type: ignore[attr-defined]
+    assert (assessed.included, assessed.excluded) == ([stp], [syt])
+    assert (labelled.numerator, labelled.denominator, labelled.status) == (1, 2, "not_met")
 
 
 def test_month_before_clamps_to_the_month_end() -> None:
@@ -248,7 +248,7 @@ def write_register(path: Path, rows: list[list[object]]) -> Path:
     return path
 
 
-def run(*args: str) -> object:
+def run(*args: str) -> Result:
     """`soc …` in-process, on the suite's fixed clock."""
     return CliRunner().invoke(app, list(args), obj=CliState(FixedClock(NOW)))
 
@@ -257,15 +257,15 @@ def test_cli_import_rejects_a_broken_file_whole(tmp_path: Path, inventory_path: 
     db = tmp_path / "cli.db"
     good = write_register(tmp_path / "good.xlsx", [["HT1", "Quản lý văn bản", "Sở Tư pháp", 3, 3, "Đã phê duyệt",
                                                      "15/03/2024", "Có"]])
-    assert run("systems", "import", str(good), "-i", str(inventory_path), "--db", str(db)).exit_code == 0  # type: ignore[attr-defined]
+    assert run("systems", "import", str(good), "-i", str(inventory_path), "--db", str(db)).exit_code == 0
     broken = write_register(tmp_path / "broken.xlsx", [
         ["HT2", "Một cửa", "Sở Không Có", 2, None, "Đã trình", None, "Có"],
         ["HT3", "Y tế", "syt", 7, None, "Đã trình", "31/02/2024", "Không"],
         ["HT2", "Trùng", "stp", 2, None, "Đã trình", None, "Không"],
     ])
     result = run("systems", "import", str(broken), "-i", str(inventory_path), "--db", str(db))
-    assert result.exit_code == 2  # type: ignore[attr-defined]
-    output = result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 2
+    output = result.output
     for expected in ("row 3", "Sở Không Có", "row 4", "7", "31/02/2024", "row 5", "HT2"):
         assert expected in output, expected
     backend = open_backend(db)
@@ -281,40 +281,40 @@ def test_cli_compliance_json_list_history_export(tmp_path: Path, inventory_path:
         ["HT1", "Quản lý văn bản", "stp", 3, 3, "Đã phê duyệt", "15/03/2024", "Có"],
         ["HT2", "Dịch vụ công", "syt", 3, None, "Đã trình", None, "Có"],
     ])
-    assert run("systems", "import", str(register), "-i", str(inventory_path), "--db", str(db)).exit_code == 0  # type: ignore[attr-defined]
+    assert run("systems", "import", str(register), "-i", str(inventory_path), "--db", str(db)).exit_code == 0
     result = run("compliance", "--json", "-i", str(inventory_path), "--db", str(db))
-    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
-    data = json.loads(result.output)  # type: ignore[attr-defined]
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
     assert data["schema"] == "soc.compliance/1" and data["ruleset"]["id"] == "luat116-2025"
     approved_kpi = next(k for k in data["province"]["kpis"] if k["id"] == "systems_approved")
     assert (approved_kpi["numerator"], approved_kpi["denominator"], approved_kpi["status"]) == (1, 2, "not_met")
     assert {s["id"] for s in data["agencies"]} == {"stp", "syt"}
     listing = run("systems", "list", "--db", str(db))
-    assert "HT2" in listing.output and "submitted" in listing.output  # type: ignore[attr-defined]
+    assert "HT2" in listing.output and "submitted" in listing.output
     history = run("systems", "history", "HT1", "--db", str(db))
-    assert history.exit_code == 0 and "r.xlsx" in history.output  # type: ignore[attr-defined]
+    assert history.exit_code == 0 and "r.xlsx" in history.output
     exported = tmp_path / "export.xlsx"
-    assert run("systems", "export", str(exported), "-i", str(inventory_path), "--db", str(db)).exit_code == 0  # type: ignore[attr-defined]
-    assert run("systems", "import", str(exported), "-i", str(inventory_path), "--db", str(db)).exit_code == 0  # type: ignore[attr-defined]
+    assert run("systems", "export", str(exported), "-i", str(inventory_path), "--db", str(db)).exit_code == 0
+    assert run("systems", "import", str(exported), "-i", str(inventory_path), "--db", str(db)).exit_code == 0
     backend = open_backend(db)
     try:
         assert len(backend.register.system_history("HT1")) == 1  # the round trip changed nothing
     finally:
         backend.close()
     findings = run("findings", "--json", "--db", str(db))
-    checks = {f["check_id"] for f in json.loads(findings.output)["findings"]}  # type: ignore[attr-defined]
+    checks = {f["check_id"] for f in json.loads(findings.output)["findings"]}
     assert "approval.missing_in_operation" in checks
 
 
 def test_cli_compliance_needs_an_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SOC_INVENTORY", raising=False)
     result = run("compliance", "--db", str(tmp_path / "x.db"))
-    assert result.exit_code == 2 and "no inventory" in result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 2 and "no inventory" in result.output
 
 
 def test_cli_unknown_agency_filter(tmp_path: Path, inventory_path: Path) -> None:
     result = run("compliance", "--agency", "nope", "-i", str(inventory_path), "--db", str(tmp_path / "x.db"))
-    assert result.exit_code == 2 and "not an agency" in result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 2 and "not an agency" in result.output
 
 
 def test_approved_records_keep_the_legal_basis_of_their_decision() -> None:
@@ -342,8 +342,8 @@ def test_example_register_and_coverage_import(tmp_path: Path) -> None:
     db = str(tmp_path / "examples.db")
     for command, name in (("systems", "he-thong-thong-tin.csv"), ("coverage", "phong-chong-ma-doc.csv")):
         result = run(command, "import", str(repo / "examples" / name), "-i", inventory, "--db", db)
-        assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
-    data = json.loads(run("compliance", "--json", "--as-of", "2026-11-27", "-i", inventory, "--db", db).output)  # type: ignore[attr-defined]
+        assert result.exit_code == 0, result.output
+    data = json.loads(run("compliance", "--json", "--as-of", "2026-11-27", "-i", inventory, "--db", db).output)
     kpis = {k["id"]: k for k in data["province"]["kpis"]}
     assert (kpis["systems_approved"]["numerator"], kpis["systems_approved"]["denominator"]) == (2, 4)
     assert (kpis["computers_antimalware"]["numerator"], kpis["computers_antimalware"]["denominator"]) == (621, 695)
@@ -363,10 +363,10 @@ def test_portal_kpis_ignore_failed_ports_and_tls_only_scans(context: ServiceCont
     scan(day_end - timedelta(days=5), {"tls": True, "http": True, "label": True, "ports": False}, True)
     scan(day_end - timedelta(days=1), {"tls": True}, None)  # a TLS-only scan says nothing about the label
     result = kpis(context, load_inventory(inventory_path), DAY)
-    assert kpi(result, "stp", "portals_assessed").status == "met"  # type: ignore[attr-defined]
-    assert kpi(result, "stp", "portals_labelled").status == "met"  # type: ignore[attr-defined]
+    assert kpi(result, "stp", "portals_assessed").status == "met"
+    assert kpi(result, "stp", "portals_labelled").status == "met"
     # A month earlier nothing was scanned: the change is measured against that, not against today's scans.
-    assert kpi(result, "stp", "portals_assessed").previous_percent == 0.0  # type: ignore[attr-defined]
+    assert kpi(result, "stp", "portals_assessed").previous_percent == 0.0
 
 
 def test_label_expiry_is_judged_on_the_vietnamese_calendar() -> None:

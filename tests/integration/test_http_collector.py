@@ -33,6 +33,8 @@ from checks.http import evaluate_http
 from collectors.http import MAX_HEADER_VALUE, MAX_HEADERS, MAX_MIXED, HttpCollector, HttpScanConfig, HttpTarget
 from soc.core.observations import HttpObservation, RedirectHop
 
+pytestmark = pytest.mark.lab  # starts real servers on loopback
+
 LOOPBACK = ip_network("127.0.0.0/8")
 CONFIG = HttpScanConfig(allowed_networks=[LOOPBACK], timeout=2)
 HOST = "portal.test"

@@ -29,6 +29,8 @@ from soc.core.observations import PortsObservation
 from soc.lab.ports import PortListeners
 from soc.lab.servers import LabError, reserve_closed_port
 
+pytestmark = pytest.mark.lab  # starts real servers on loopback
+
 FAST: dict[str, Any] = {"host_timeout_s": 10}
 
 

@@ -19,6 +19,8 @@ from soc.core.observations import TrustBadge
 from soc.lab.registry import RegistryEntry, RegistryServer, detail_page
 from soc.lab.servers import LabError
 
+pytestmark = pytest.mark.lab  # starts real servers on loopback
+
 PAGE = "https://www.dongnai.gov.vn/trang-chu"
 HOST = "www.dongnai.gov.vn"
 SLUG = "dongnaigovvn-1712345678"
