@@ -45,6 +45,15 @@ def by_url(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {portal["url"]: portal for portal in report["portals"]}
 
 
+def test_the_scan_is_in_the_audit_log(first_scan: tuple[Path, Any]) -> None:
+    db, report = first_scan
+    rows = sqlite3.connect(db).execute("SELECT action, subject, after FROM audit_log ORDER BY id").fetchall()
+    assert [(action, subject) for action, subject, _ in rows] == [("scan.run.start", report["run"]["id"]),
+                                                                  ("scan.run.finish", report["run"]["id"])]
+    finish = json.loads(rows[1][2])
+    assert finish["status"] == "complete" and finish["new"] == sum(p["changes"]["new"] for p in report["portals"])
+
+
 def test_every_lab_case_yields_exactly_its_expected_check_ids(lab: PortalLab, first_scan: tuple[Path, Any]) -> None:
     _db, report = first_scan
     portals = by_url(report)
