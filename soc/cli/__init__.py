@@ -10,6 +10,7 @@ import warnings
 
 import typer
 
+from soc.cli.audit import audit
 from soc.cli.common import CliState
 from soc.cli.compliance import compliance, coverage_app, systems_app
 from soc.cli.findings import findings, triage_command
@@ -38,6 +39,7 @@ app.command()(diff)
 app.command()(runs)
 app.command()(demo)
 app.command("compliance")(compliance)
+app.command()(audit)
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(systems_app, name="systems")
 app.add_typer(coverage_app, name="coverage")

@@ -7,6 +7,7 @@ lifecycle across scans; Ctrl-C keeps what was stored and leaves the run incomple
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -23,11 +24,14 @@ from soc.lab.cases import UNREACHABLE
 
 SOC = str(Path(sys.executable).parent / "soc")
 pytestmark = pytest.mark.lab
+CLEAN_ENV = {"PATH": "/usr/bin:/bin", "COLUMNS": "200", "PYTHONWARNINGS": "ignore"} | {
+    name: value for name, value in os.environ.items() if name.startswith(("FAKETIME", "LD_PRELOAD"))}
+"""A minimal environment for `soc`, keeping a moved clock (libfaketime) so the CLI and the lab agree on the date."""
 
 
 def soc(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([SOC, *args], capture_output=True, text=True, timeout=300,
-                            env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "PYTHONWARNINGS": "ignore"})
+                            env=CLEAN_ENV)
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
     return result

@@ -3,6 +3,7 @@ which records every state change (who, when, what, before → after)."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -153,3 +154,17 @@ def test_every_state_changing_command_writes_the_audit_log(tmp_path: Path, clock
                                            "finding.triage"]
     assert [e.actor for e in entries if e.action != "inventory.import"] == ["lan"] * 4 + ["minh"]
     assert all(e.at == clock.now() for e in entries)
+
+
+def test_audit_command_shows_the_log(tmp_path: Path, clock: FixedClock) -> None:
+    db = tmp_path / "cli.db"
+    args = ["systems", "import", str(REPO / "examples" / "he-thong-thong-tin.csv"), "-i",
+            str(REPO / "examples" / "dongnai.yaml"), "--actor", "lan", "--db", str(db)]
+    assert CliRunner().invoke(app, args, obj=CliState(clock)).exit_code == 0
+    shown = CliRunner().invoke(app, ["audit", "--action", "register.", "--json", "--db", str(db)], obj=CliState(clock))
+    assert shown.exit_code == 0, shown.output
+    [entry] = json.loads(shown.output)["entries"]
+    assert (entry["action"], entry["actor"], entry["subject"]) == ("register.systems.import", "lan",
+                                                                   "he-thong-thong-tin.csv")
+    table = CliRunner().invoke(app, ["audit", "--db", str(db)], obj=CliState(clock))
+    assert "compliance.evaluate" in table.output and "27/11/2026 09:00" in table.output
