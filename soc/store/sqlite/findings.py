@@ -416,11 +416,21 @@ def _set_status_row(
 
 
 def _bind(column: ColumnElement[Any], value: Any) -> Any:
-    """A cursor's key value as the column compares it (times back to aware datetimes)."""
-    if column is _SEVERITY_RANK or not isinstance(value, str) or getattr(column, "name", "") not in (
-            "first_seen", "last_seen"):
+    """A cursor's key value as the column compares it; CursorError when it is not of the column's kind
+    (a forged or foreign cursor must be refused, not passed to SQL)."""
+    if column is _SEVERITY_RANK:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, str) and getattr(column, "name", "") in ("first_seen", "last_seen"):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            moment = None
+        if moment is not None and moment.utcoffset() is not None:
+            return moment
+    elif isinstance(value, str):
         return value
-    return datetime.fromisoformat(value)
+    raise CursorError("not a valid cursor: its key does not match this order")
 
 
 def _content(finding: Finding, run_id: str, now: datetime) -> dict[str, Any]:
