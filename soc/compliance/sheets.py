@@ -20,8 +20,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Final, Generic, Literal, TypeVar
 
-import openpyxl  # type: ignore[import-untyped]
-from openpyxl.styles import Font  # type: ignore[import-untyped]
 from pydantic import BaseModel, ValidationError
 
 from soc.compliance.models import (
@@ -411,6 +409,8 @@ def _open(path: Path) -> list[_Grid]:
 
 
 def _open_xlsx(path: Path) -> list[_Grid]:
+    import openpyxl  # type: ignore[import-untyped]  # here: commands that read no workbook should not pay for it
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -812,6 +812,9 @@ def _check_records(path: Path, records: Sequence[RecordT], agencies: _Agencies, 
 
 
 def _write_xlsx(path: Path, title: str, rows: Sequence[Sequence[CellValue]]) -> None:
+    import openpyxl
+    from openpyxl.styles import Font  # type: ignore[import-untyped]
+
     workbook = openpyxl.Workbook()
     sheet = workbook.active
     sheet.title = title

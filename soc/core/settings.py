@@ -30,4 +30,3 @@ class Settings(BaseSettings):
     http_max_body: int = Field(default=1024 * 1024, ge=4096, description="Bytes of a homepage read at most.")
     ports_host_timeout: int = Field(default=60, ge=5, le=900, description="nmap --host-timeout, seconds.")
     registry_timeout: float = Field(default=5.0, gt=0, le=60, description="Seconds per trust-label registry request.")
-    timezone: str = Field(default="Asia/Ho_Chi_Minh", description="Zone used to display times.")
