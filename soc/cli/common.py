@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,10 +48,8 @@ def state(ctx: typer.Context) -> CliState:
 
 
 def default_actor() -> str:
-    """Who is acting when a command has no --actor: the login name, else 'operator'."""
-    with contextlib.suppress(Exception):
-        return getpass.getuser() or "operator"
-    return "operator"
+    """Who is acting when a command has no --actor: $USER, else 'operator' (as the --actor options always did)."""
+    return os.environ.get("USER") or "operator"
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

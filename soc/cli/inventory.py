@@ -34,6 +34,8 @@ def inventory_import(
     db: DbOption = None,
 ) -> None:
     """Nhập cổng từ CSV / Merge portals from a CSV into a YAML inventory (all or nothing; audited in the store)."""
+    if not csv_path.is_file():  # before the store is opened: a typo must not create an empty store
+        fail(f"{csv_path}: file not found")
     with service_context(ctx, db) as context:
         added, updated = import_portals(context, csv_path, into)
     console.print(f"{escape(str(into))}: +{added} cổng mới / new, {updated} cập nhật / updated")

@@ -42,15 +42,15 @@ def scan_and_show(ctx: typer.Context, inventory_path: Path, settings: Settings, 
         try:
             with ProgressDisplay(console, selected, collectors) as progress:
                 report = scan_portals(context, inventory, str(inventory_path), selected, collectors, progress)
+            output = scan_output(report)
+            console.print(summary_table(output))
+            if show_findings:
+                run_findings = context.backend.findings.run_findings(report.run.id)
+                console.print(findings_table(run_findings, "Phát hiện của lượt quét / Run findings"))
         except KeyboardInterrupt:
             errors.print("[bold yellow]Đã dừng / Interrupted:[/] the portals already scanned are stored; "
                          "the run is marked incomplete.")
             raise typer.Exit(130) from None
-        output = scan_output(report)
-        console.print(summary_table(output))
-        if show_findings:
-            run_findings = context.backend.findings.run_findings(report.run.id)
-            console.print(findings_table(run_findings, "Phát hiện của lượt quét / Run findings"))
         failed = fail_on is not None and fails_on(context, report.run.id, fail_on)
     if json_out is not None:
         write_json(json_out, output.to_json())

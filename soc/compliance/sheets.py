@@ -863,9 +863,9 @@ def _write(
     rows += [[_format(c, _get(record, c.key), index, english) for c in schema.columns] for record in records]
     title = schema.titles[1] if english else schema.titles[0]
     if suffix == ".xlsx":
-        atomic_write(path, lambda tmp: _write_xlsx(tmp, title, rows), suffix=path.suffix)
+        atomic_write(path, lambda tmp: _write_xlsx(tmp, title, rows), suffix=path.suffix, new_mode=0o644)
     else:
-        atomic_write(path, lambda tmp: _write_csv(tmp, rows), suffix=path.suffix)
+        atomic_write(path, lambda tmp: _write_csv(tmp, rows), suffix=path.suffix, new_mode=0o644)
 
 
 # --- the two spreadsheets ------------------------------------------------------------------------------

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write(path: Path, write: Callable[[Path], None], suffix: str = ".tmp") -> None:
+def atomic_write(path: Path, write: Callable[[Path], object], suffix: str = ".tmp", new_mode: int = 0o600) -> None:
     """Call `write(tmp)` on a temporary file in `path`'s folder, make it durable, then rename it to `path`.
 
-    The target keeps its permissions (0644 when new). A failure or a kill leaves `path` as it was and
-    the temporary file is removed where it can be. `suffix` matters to writers that go by the extension.
+    The target keeps its permissions; a new file gets `new_mode` (owner-only by default: reports carry
+    text from scanned servers and the inventory's addresses). A failure or a kill leaves `path` as it was
+    and the temporary file is removed where it can be. `suffix` matters to writers that go by the extension.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
@@ -23,7 +24,7 @@ def atomic_write(path: Path, write: Callable[[Path], None], suffix: str = ".tmp"
         write(Path(tmp))
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else new_mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

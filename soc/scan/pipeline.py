@@ -191,14 +191,14 @@ def run_scan(
     interrupt is raised again.
     """
     run = store.begin_run(inventory_name, len(portals))
-    if on_begin is not None:
-        on_begin(run)
     report = ScanReport(run=run, collectors=only)
     job = ScanJob(inventory, settings, {p.url: p for p in portals}, only, clock)
     works = {p.url: _Work(p, set(only)) for p in portals}
     complete = False
     try:
         with _deferred_interrupt() as interrupted:
+            if on_begin is not None:
+                on_begin(run)
             threads = [threading.Thread(target=_guard, args=(job, name, runner), name=f"collector-{name}", daemon=True)
                        for name, runner in runners_for(only).items()]
             for thread in threads:

@@ -168,3 +168,12 @@ def test_audit_command_shows_the_log(tmp_path: Path, clock: FixedClock) -> None:
                                                                    "he-thong-thong-tin.csv")
     table = CliRunner().invoke(app, ["audit", "--db", str(db)], obj=CliState(clock))
     assert "compliance.evaluate" in table.output and "27/11/2026 09:00" in table.output
+
+
+def test_id_prefixes_are_case_sensitive(context: ServiceContext) -> None:
+    findings = [finding(detail=str(i)) for i in range(10)]
+    record(context, findings)
+    with_letter = next(f.fingerprint for f in findings if any(c.isalpha() for c in f.fingerprint[:6]))
+    assert find_finding(context, with_letter[:6]).fingerprint == with_letter
+    with pytest.raises(ServiceError, match="no finding"):
+        find_finding(context, with_letter[:6].upper())

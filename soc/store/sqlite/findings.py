@@ -17,6 +17,7 @@ from sqlalchemy import (
     Engine,
     Select,
     case,
+    func,
     insert,
     literal,
     or_,
@@ -64,6 +65,11 @@ _SORT_KEYS: dict[FindingSort, tuple[tuple[ColumnElement[Any], bool], ...]] = {
     FindingSort.LAST_SEEN: ((findings.c.last_seen, True), (findings.c.fingerprint, True)),
 }
 _WORST_FIRST = tuple(column for column, _ in _SORT_KEYS[FindingSort.SEVERITY])
+
+
+def _starts_with(column: ColumnElement[str], prefix: str) -> ColumnElement[bool]:
+    """Case-sensitive prefix match (SQLite's LIKE ignores case: '9B0C' must not find '9b0c…')."""
+    return func.substr(column, 1, len(prefix)) == prefix
 
 
 def _sort_value(finding: StoredFinding, column: ColumnElement[Any]) -> Any:
@@ -207,7 +213,7 @@ class SqliteFindingStore:
 
     def runs_by_prefix(self, prefix: str, limit: int = 2) -> list[ScanRun]:
         """Runs whose id starts with `prefix`, most recent first (at most `limit`)."""
-        stmt = (select(scan_runs).where(scan_runs.c.id.startswith(prefix, autoescape=True))
+        stmt = (select(scan_runs).where(_starts_with(scan_runs.c.id, prefix))
                 .order_by(scan_runs.c.started_at.desc()).limit(limit))
         with self._engine.connect() as conn:
             return [ScanRun.model_validate(dict(row)) for row in conn.execute(stmt).mappings()]
@@ -224,7 +230,7 @@ class SqliteFindingStore:
         if query.portal_urls:
             stmt = stmt.where(findings.c.portal_url.in_(list(query.portal_urls)))
         if query.fingerprint_prefix:
-            stmt = stmt.where(findings.c.fingerprint.startswith(query.fingerprint_prefix, autoescape=True))
+            stmt = stmt.where(_starts_with(findings.c.fingerprint, query.fingerprint_prefix))
         if query.first_seen_after is not None:
             stmt = stmt.where(findings.c.first_seen > query.first_seen_after)
         keys = _SORT_KEYS[query.sort]
