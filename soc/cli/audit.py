@@ -34,7 +34,7 @@ def audit(
         table.add_column(column, overflow="fold")
     for entry in entries:
         change = f"{_brief(entry.before)} → {_brief(entry.after)}" if entry.before else _brief(entry.after)
-        if entry.note:
+        if entry.note and escape(json.dumps(entry.note, ensure_ascii=False)) not in change:
             change += f"\n[dim]{escape(entry.note)}[/]"
         table.add_row(local_time(entry.at), escape(entry.actor), entry.action, escape(entry.subject[:40]), change)
     console.print(table)
