@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -94,37 +95,54 @@ def ca_issuers_urls(cert: x509.Certificate) -> list[str]:
     ][:MAX_NAMES]
 
 
+class SignatureCheckError(Exception):
+    """A signature that could not be checked (unsupported algorithm or key, malformed parameters).
+
+    Not a verdict: "the issuer did not sign this" and "we cannot tell" must never be confused, or an
+    internal limitation becomes a confident `tls.cert.untrusted`.
+    """
+
+
 def is_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """True when `issuer`'s name and key produced `cert`'s signature (any algorithm, any key size)."""
+    """True when `issuer`'s name and key produced `cert`'s signature (any algorithm, any key size).
+
+    False when the signature is wrong; SignatureCheckError when it cannot be checked at all.
+    """
     if cert.issuer != issuer.subject:
         return False
     try:
         cert.verify_directly_issued_by(issuer)
         return True
-    except ValueError:  # e.g. "Unsupported signature algorithm" for SHA-1: verify by hand below
-        pass
-    except Exception:  # InvalidSignature, TypeError for unexpected key types
+    except InvalidSignature:
         return False
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # e.g. SHA-1/MD5 refused by policy: check by hand
+        pass
     return _verify_legacy_signature(cert, issuer)
 
 
 def _verify_legacy_signature(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """Signature check for algorithms cryptography's verifier refuses (SHA-1, MD5); still a real check."""
+    """Signature check for what cryptography's verifier refuses (MD5, SHA-1, small keys); still a real check."""
     try:
         key, algorithm = issuer.public_key(), cert.signature_hash_algorithm
         data, signature = cert.tbs_certificate_bytes, cert.signature
-        if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
+        if algorithm is None:
+            raise SignatureCheckError(f"signature algorithm {cert.signature_algorithm_oid.dotted_string} has no hash")
+        if isinstance(key, rsa.RSAPublicKey):
             parameters = cert.signature_algorithm_parameters
-            assert isinstance(parameters, padding.PKCS1v15 | padding.PSS)
-            key.verify(signature, data, parameters, algorithm)
-        elif isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
+            # md5WithRSAEncryption / sha1WithRSAEncryption carry no parameters object: PKCS#1 v1.5.
+            rsa_padding = parameters if isinstance(parameters, padding.PSS) else padding.PKCS1v15()
+            key.verify(signature, data, rsa_padding, algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(signature, data, ec.ECDSA(algorithm))
-        elif isinstance(key, dsa.DSAPublicKey) and algorithm is not None:
+        elif isinstance(key, dsa.DSAPublicKey):
             key.verify(signature, data, algorithm)
         else:
-            return False
-    except Exception:  # InvalidSignature, unsupported digest, malformed parameters
+            raise SignatureCheckError(f"issuer key {type(key).__name__} cannot check a {algorithm.name} signature")
+    except InvalidSignature:
         return False
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise SignatureCheckError(f"signature of {_name(cert.subject)} not checkable: {type(exc).__name__}: "
+                                  f"{_bounded(str(exc))}") from exc
     return True
 
 
@@ -186,9 +204,13 @@ class AnchorSet:
                 self._by_subject.setdefault(cert.subject, []).append((store_name, cert))
                 self._fingerprints.setdefault(cert.fingerprint(hashes.SHA256()), store_name)
 
-    def issuers_of(self, cert: x509.Certificate) -> list[str]:
-        """Names of the stores holding an anchor that signed `cert`, or that hold `cert` itself."""
-        found = [name for name, anchor in self._by_subject.get(cert.issuer, []) if is_issued_by(cert, anchor)]
+    def issuers_of(self, cert: x509.Certificate, unknown: list[str] | None = None) -> list[str]:
+        """Names of the stores holding an anchor that signed `cert`, or that hold `cert` itself.
+
+        Signatures that cannot be checked count as not signed here and are noted in `unknown`.
+        """
+        found = [name for name, anchor in self._by_subject.get(cert.issuer, [])
+                 if _checked_issued_by(cert, anchor, unknown)]
         own = self._fingerprints.get(cert.fingerprint(hashes.SHA256()))
         return list(dict.fromkeys(found + ([own] if own else [])))
 
@@ -218,7 +240,27 @@ def anchoring_stores(chain: Sequence[x509.Certificate], anchors: AnchorSet) -> l
 
     A breadth-first search with one visited set: each certificate is tried once, so a hostile server
     sending many mutually-issuing certificates costs n² signature checks at most, never n!.
+    SignatureCheckError when no path was found and some signature on the way could not be checked:
+    then "untrusted" is not known.
     """
+    unknown: list[str] = []
+    stores = _anchoring_stores(chain, anchors, unknown)
+    if not stores and unknown:
+        raise SignatureCheckError("; ".join(dict.fromkeys(unknown[:3])))
+    return stores
+
+
+def _checked_issued_by(cert: x509.Certificate, issuer: x509.Certificate, unknown: list[str] | None) -> bool:
+    try:
+        return is_issued_by(cert, issuer)
+    except SignatureCheckError as exc:
+        if unknown is None:
+            raise
+        unknown.append(str(exc))
+        return False
+
+
+def _anchoring_stores(chain: Sequence[x509.Certificate], anchors: AnchorSet, unknown: list[str]) -> list[str]:
     pool = list(chain[1 : MAX_POOL + 1])
     leaf = chain[0]
     visited = {leaf.fingerprint(hashes.SHA256())}
@@ -226,12 +268,12 @@ def anchoring_stores(chain: Sequence[x509.Certificate], anchors: AnchorSet) -> l
     for _depth in range(MAX_CHAIN_DEPTH + 1):
         next_frontier = []
         for cert in frontier:
-            stores = anchors.issuers_of(cert)
+            stores = anchors.issuers_of(cert, unknown)
             if stores:
                 return stores
             for candidate in pool:
                 fingerprint = candidate.fingerprint(hashes.SHA256())
-                if fingerprint not in visited and is_issued_by(cert, candidate):
+                if fingerprint not in visited and _checked_issued_by(cert, candidate, unknown):
                     visited.add(fingerprint)
                     next_frontier.append(candidate)
         if not next_frontier:

@@ -26,6 +26,7 @@ from cryptography import x509
 from collectors.aia import AiaFetcher, AiaFetchError
 from collectors.certificates import (
     AnchorSet,
+    SignatureCheckError,
     anchor_set,
     anchoring_stores,
     ca_issuers_urls,
@@ -350,7 +351,11 @@ class TlsCollector:
         obs.trusted_stores = [
             r.trust_store.name for r in deployment.path_validation_results if r.was_validation_successful
         ]
-        obs.trust = self._anchor(chain, obs)
+        try:
+            obs.trust = self._anchor(chain, obs)
+        except SignatureCheckError as exc:  # "cannot tell" is not "untrusted": no trust verdict, incomplete
+            obs.trust = None
+            obs.command_errors["trust"] = _short(str(exc))
 
     def _anchor(self, chain: list[x509.Certificate], obs: TlsObservation) -> ChainTrust:
         stores = anchoring_stores(chain, self._anchors)
