@@ -51,7 +51,6 @@ class PortalResult:
     """One portal's outcome in a run."""
 
     portal: Portal
-    observations: dict[str, Observation]
     typed: dict[str, BaseModel]
     """Collector → its typed observation (a `FailedObservation` when the collector gave none)."""
     findings: list[Finding]
@@ -249,7 +248,7 @@ def _record(store: FindingStore, run_id: str, work: _Work, job: ScanJob) -> Port
     findings, assessment = _assess(run_id, work, job.only, job.clock)
     observations = [work.observations[c] for c in job.only if c in work.observations]
     changes = store.record_portal(run_id, work.portal.url, observations, findings, assessment)
-    return PortalResult(work.portal, dict(work.observations), dict(work.typed), findings, changes, assessment)
+    return PortalResult(work.portal, dict(work.typed), findings, changes, assessment)
 
 
 def errors_of(result: PortalResult) -> dict[str, Any]:
