@@ -34,15 +34,20 @@ systems_app = typer.Typer(help="Sổ đăng ký hệ thống thông tin / Regist
 coverage_app = typer.Typer(help="Phòng chống mã độc / Anti-malware coverage.", no_args_is_help=True)
 
 STATUS_STYLE = {
-    ApprovalStatus.APPROVED: "green", ApprovalStatus.APPRAISED: "cyan", ApprovalStatus.SUBMITTED: "cyan",
-    ApprovalStatus.DOSSIER_DRAFTED: "yellow", ApprovalStatus.NOT_STARTED: "red", ApprovalStatus.REJECTED: "bold red",
+    ApprovalStatus.APPROVED: "green", ApprovalStatus.APPRAISED: "cyan", ApprovalStatus.UNDER_APPRAISAL: "cyan",
+    ApprovalStatus.SUBMITTED: "cyan", ApprovalStatus.DOSSIER_DRAFTED: "yellow", ApprovalStatus.RETURNED: "yellow",
+    ApprovalStatus.NOT_STARTED: "red", ApprovalStatus.REJECTED: "bold red",
 }
 Importer = Callable[[ServiceContext, Path, Inventory, "datetime | None"], "register_service.ImportResult[Any]"]
 KPI_STYLE = {"met": "green", "not_met": "bold red", "no_data": "dim"}
 ActorOption = Annotated[str | None, typer.Option("--actor", help="Who applies the file (default: $USER).",
                                                  envvar="USER")]
 EffectiveOption = Annotated[datetime | None, typer.Option(
-    "--effective", help="When the file's content took effect (default now); never before the record's last version.")]
+    "--effective", help="The date the file's undated facts were true (default: the 'as of' date in the file's "
+                        "title, else now). Dated facts (decision dates) keep their own dates.")]
+KnownAtOption = Annotated[datetime | None, typer.Option(
+    "--as-known-at", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%d/%m/%Y"],
+    help="Figures as the toolkit knew them at that moment (local time), e.g. to rebuild a report once sent.")]
 AsOfOption = Annotated[datetime | None, typer.Option("--as-of", formats=["%Y-%m-%d", "%d/%m/%Y"],
                                                      help="Date (yyyy-mm-dd or dd/mm/yyyy, default today).")]
 
@@ -151,6 +156,17 @@ def _import(ctx: typer.Context, path: Path, inventory: Path | None, actor: str |
     for warning in result.sheet.warnings:
         console.print(f"[yellow]Cảnh báo / Warning:[/] {escape(warning)}")
     console.print(_changes_table(f"{escape(path.name)}: thay đổi / changes", result.changes))
+    if result.effective is not None:
+        basis = {"option": "--effective", "file": "ngày số liệu ghi trong tệp / the file's 'as of' date",
+                 "import": "ngày nhập / the import date"}[result.effective_basis]
+        console.print(f"Hiệu lực / Effective: {local_time(result.effective)} ({basis})")
+        if result.effective_basis == "import":
+            console.print("[yellow]Cảnh báo / Warning:[/] tệp không ghi ngày số liệu: các thông tin không có ngày "
+                          "riêng được tính từ hôm nay / the file states no 'as of' date: its undated facts count "
+                          "from today; pass --effective DATE if it describes an earlier date")
+    if result.changes.backdated:
+        console.print(f"{len(result.changes.backdated)} hệ thống mới được tính từ ngày quyết định / new records "
+                      "dated back to their own decision or assessment dates")
     if result.evaluation is not None:
         console.print(f"Đã đánh giá tuân thủ / Compliance evaluated: run {result.evaluation.id[:12]}")
 
@@ -174,21 +190,25 @@ def compliance(
     as_of: AsOfOption = None,
     agency: Annotated[str | None, typer.Option(help="Only this agency id.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON to stdout (docs/compliance.md).")] = False,
+    known_at: KnownAtOption = None,
     inventory: InventoryOption = None, db: DbOption = None,
 ) -> None:
     """Chỉ tiêu an toàn thông tin / The plan's security KPIs for the province and each agency."""
     inv = load_inventory_or_fail(inventory)
     with service_context(ctx, db) as context:
-        result = compliance_service.kpis(context, inv, _day(as_of), agency)
+        result = compliance_service.kpis(context, inv, _day(as_of), agency, known_at)
     if as_json:
         typer.echo(json.dumps(ComplianceOutput.of(result).to_json(), ensure_ascii=False, indent=2))
         return
     rules = result.ruleset
     note = " — [yellow]cần đối chiếu Công báo / to be confirmed against the official gazette[/]" if (
         rules.to_be_confirmed) else ""
-    console.print(f"Ngày / As of {result.as_of:%d/%m/%Y}; quy định / rules: {rules.id}{note}")
+    known = f"; theo dữ liệu đã có lúc / as known at {local_time(result.known_at)}" if result.known_at else ""
+    console.print(f"Ngày / As of {result.as_of:%d/%m/%Y}{known}; quy định / rules: {rules.id}{note}")
     console.print(f"Báo cáo gửi / Report to: {escape(', '.join(rules.report_to))}")
-    if agency is None:
-        console.print(_kpi_table(escape(result.province.name), result.province.kpis))
-    for scope in result.agencies:
-        console.print(_kpi_table(escape(f"{scope.name} ({scope.id})"), scope.kpis))
+    scopes = ([result.province] if agency is None else []) + result.agencies
+    for scope in scopes:
+        title = scope.name if scope is result.province else f"{scope.name} ({scope.id})"
+        console.print(_kpi_table(escape(title), scope.kpis))
+        if scope.note:
+            console.print(f"[yellow]{escape(scope.note)}[/]")

@@ -9,9 +9,9 @@ of the 30 days before it, and the rule set in force on it.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -97,6 +97,10 @@ class Scope(BaseModel):
     id: str
     name: str
     kpis: list[Kpi]
+    data_from: date | None = None
+    """The first day the register (systems or coverage) has data for this scope (None: none at all)."""
+    note: str | None = None
+    """Said in words when the date is before any register data of the scope (vi / en)."""
 
 
 class RulesetSummary(BaseModel):
@@ -114,6 +118,8 @@ class ComplianceReport(BaseModel):
     """Everything `soc compliance` shows for one date."""
 
     as_of: date
+    known_at: datetime | None = None
+    """Set when the figures are what the toolkit knew at that moment (an audit rebuild), not what it knows now."""
     ruleset: RulesetSummary
     plan: str
     province: Scope
@@ -260,26 +266,44 @@ def _scope_kpis(day: date, agency: str | None, inventory: Inventory, now: Source
     return kpis
 
 
+def data_note(day: date, data_from: date | None) -> str | None:
+    """The words for a date before any register data of a scope (None when there is data by then)."""
+    if data_from is None:
+        return "Chưa có dữ liệu sổ đăng ký / No register data yet"
+    if day < data_from:
+        return (f"Chưa có dữ liệu sổ đăng ký trước ngày {data_from:%d/%m/%Y} / "
+                f"No register data before {data_from:%d/%m/%Y}")
+    return None
+
+
 def compliance_report(
-    day: date, inventory: Inventory, load: SourceLoader, agency: str | None = None
+    day: date, inventory: Inventory, load: SourceLoader, agency: str | None = None,
+    data_from: Mapping[str, date] | None = None, known_at: datetime | None = None,
 ) -> ComplianceReport:
-    """KPIs for the province and each agency (or one agency) on `day`, with the change since a month before."""
+    """KPIs for the province and each agency (or one agency) on `day`, with the change since a month before.
+
+    `data_from`: agency → the first day the register has data for it, so a date before it is said in words.
+    """
     previous_day = month_before(day)
     now, before = load(day), load(previous_day)
     rules = ruleset_for(day)
     agencies = [a for a in inventory.agencies if agency is None or a.id == agency]
     if agency is not None and not agencies:
         raise ValueError(f"--agency {agency}: not an agency of the inventory")
+    starts = dict(data_from or {})
+    first = min(starts.values(), default=None)
     province = Scope(id=PROVINCE, name="Tỉnh Đồng Nai / Đồng Nai province",
-                     kpis=_scope_kpis(day, None, inventory, now, before, previous_day))
+                     kpis=_scope_kpis(day, None, inventory, now, before, previous_day), data_from=first,
+                     note=data_note(day, first))
     now_empty, before_empty = Sources([], [], now.scans, now.drills), Sources([], [], before.scans, before.drills)
     now_by, before_by = now.by_agency(), before.by_agency()
     scopes = [Scope(id=a.id, name=a.name, kpis=_scope_kpis(day, a.id, inventory, now_by.get(a.id, now_empty),
-                                                           before_by.get(a.id, before_empty), previous_day))
+                                                           before_by.get(a.id, before_empty), previous_day),
+                    data_from=starts.get(a.id), note=data_note(day, starts.get(a.id)))
               for a in agencies]
     ruleset = RulesetSummary(
         id=rules.id, title=rules.title.vi, title_en=rules.title.en, to_be_confirmed=rules.to_be_confirmed,
         legal_basis=[b.ref for b in rules.legal_basis], report_to=[r.name.vi for r in rules.recipients_on(day)],
     )
-    return ComplianceReport(as_of=day, ruleset=ruleset, plan=plan_for(day).plan.vi, province=province,
-                            agencies=scopes)
+    return ComplianceReport(as_of=day, known_at=known_at, ruleset=ruleset, plan=plan_for(day).plan.vi,
+                            province=province, agencies=scopes)

@@ -17,8 +17,11 @@ class ApprovalStatus(StrEnum):
     NOT_STARTED = "not_started"
     DOSSIER_DRAFTED = "dossier_drafted"
     SUBMITTED = "submitted"
+    UNDER_APPRAISAL = "under_appraisal"
     APPRAISED = "appraised"
     APPROVED = "approved"
+    RETURNED = "returned"
+    """Returned to the owner for revision (trả lại hồ sơ để hoàn thiện): the dossier goes round again."""
     REJECTED = "rejected"
 
 

@@ -11,10 +11,9 @@ import csv
 import difflib
 import io
 import re
-import unicodedata
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
@@ -29,6 +28,7 @@ from soc.compliance.models import (
     RequirementStatus,
     SystemRecord,
 )
+from soc.compliance.vocabulary import BASE_VOCABULARY, Sheet, ValueKind, Vocabulary, fold
 from soc.core.errors import ProblemsError
 from soc.core.files import atomic_write
 
@@ -50,6 +50,10 @@ class SheetResult(Generic[RecordT]):
 
     records: list[RecordT]
     warnings: list[str]
+    columns: frozenset[str] = frozenset()
+    """The record fields the file has a column for: only these may change stored values."""
+    as_of: date | None = None
+    """The date the file says its figures are as of (a title such as 'Số liệu tính đến ngày 30/11/2026')."""
 
 
 @dataclass(frozen=True)
@@ -81,82 +85,60 @@ class Labels:
     english: tuple[str, ...]
 
 
-SYSTEM_COLUMNS: Final[tuple[Column, ...]] = (
-    Column("id", ("Mã hệ thống", "Mã HTTT"), ("ID", "System ID"), "text", required=True),
-    Column("name", ("Tên hệ thống", "Tên hệ thống thông tin"), ("Name", "System name"), "text", required=True),
-    Column("agency", ("Cơ quan chủ quản", "Đơn vị chủ quản"), ("Agency", "Owner"), "agency", required=True),
-    Column("proposed_level", ("Cấp độ đề xuất",), ("Proposed level",), "level"),
-    Column("approved_level", ("Cấp độ được phê duyệt", "Cấp độ phê duyệt"), ("Approved level",), "level"),
-    Column("status", ("Trạng thái", "Tình trạng phê duyệt"), ("Status",), "status", required=True),
-    Column("decision_number", ("Số quyết định",), ("Decision number",), "text"),
-    Column("decision_date", ("Ngày phê duyệt", "Ngày quyết định"), ("Decision date",), "date"),
-    Column("approving_authority", ("Cơ quan phê duyệt",), ("Approving authority",), "text"),
-    Column("in_operation", ("Đang vận hành",), ("In operation",), "bool"),
-    Column("environment", ("Môi trường",), ("Environment",), "environment"),
-    Column(
-        "handles_admin_procedures",
-        ("Phục vụ thủ tục hành chính", "Dịch vụ công"),
-        ("Administrative procedures",),
-        "bool",
-    ),
-    Column("requirements", ("Đáp ứng yêu cầu", "Đáp ứng yêu cầu theo cấp độ"), ("Requirements met",), "requirements"),
-    Column("requirements_assessed", ("Ngày đánh giá", "Ngày kiểm tra đánh giá"), ("Assessed on",), "date"),
-    Column("next_reassessment", ("Ngày đánh giá lại",), ("Next reassessment",), "date"),
-    Column("legal_basis", ("Căn cứ pháp lý",), ("Legal basis",), "text"),
-    Column("layers.on_site_team", ("Lớp 1 - Tại chỗ",), ("On-site team",), "bool"),
-    Column("layers.monitoring", ("Lớp 2 - Giám sát",), ("Monitoring",), "bool"),
-    Column("layers.inspection", ("Lớp 3 - Kiểm tra độc lập",), ("Independent inspection",), "bool"),
-    Column("layers.ncsc_connected", ("Lớp 4 - Kết nối NCSC",), ("NCSC connection",), "bool"),
+_SYSTEM_FIELDS: Final[tuple[tuple[str, Kind, bool], ...]] = (
+    ("id", "text", True), ("name", "text", True), ("agency", "agency", True), ("proposed_level", "level", False),
+    ("approved_level", "level", False), ("status", "status", True), ("decision_number", "text", False),
+    ("decision_date", "date", False), ("approving_authority", "text", False), ("in_operation", "bool", False),
+    ("environment", "environment", False), ("handles_admin_procedures", "bool", False),
+    ("requirements", "requirements", False), ("requirements_assessed", "date", False),
+    ("next_reassessment", "date", False), ("legal_basis", "text", False), ("layers.on_site_team", "bool", False),
+    ("layers.monitoring", "bool", False), ("layers.inspection", "bool", False),
+    ("layers.ncsc_connected", "bool", False),
 )
-"""The register of information systems (hệ thống thông tin), one column per `SystemRecord` field."""
+"""The register of information systems (hệ thống thông tin): one column per `SystemRecord` field, its kind,
+and whether a file must have it. The headers are data (`vocabulary.yaml`)."""
 
-COVERAGE_COLUMNS: Final[tuple[Column, ...]] = (
-    Column("agency", ("Cơ quan", "Đơn vị"), ("Agency",), "agency", required=True),
-    Column("total_computers", ("Tổng số máy tính",), ("Total computers",), "count", required=True),
-    Column("protected", ("Số máy đã cài phòng chống mã độc",), ("Protected",), "count", required=True),
-    Column(
-        "reporting_to_ncsc",
-        ("Số máy kết nối NCSC", "Số máy chia sẻ dữ liệu với NCSC"),
-        ("Reporting to NCSC",),
-        "count",
-        required=True,
-    ),
-    Column("as_of", ("Ngày số liệu",), ("As of",), "date"),
+_COVERAGE_FIELDS: Final[tuple[tuple[str, Kind, bool], ...]] = (
+    ("agency", "agency", True), ("total_computers", "count", True), ("protected", "count", True),
+    ("reporting_to_ncsc", "count", True), ("as_of", "date", False),
 )
 """Anti-malware coverage, one column per `CoverageRecord` field."""
 
-IGNORED_HEADERS: Final[tuple[str, ...]] = ("STT", "TT", "Số TT", "Số thứ tự", "Ghi chú", "No.", "Notes")
+
+def columns_for(sheet: Sheet, vocabulary: Vocabulary = BASE_VOCABULARY) -> tuple[Column, ...]:
+    """The columns of one kind of spreadsheet with the headers the vocabulary accepts."""
+    fields = _SYSTEM_FIELDS if sheet == "systems" else _COVERAGE_FIELDS
+    columns = []
+    for key, kind, required in fields:
+        words = vocabulary.column(sheet, key)
+        columns.append(Column(key, words.vi or (key,), words.en or (key,), kind, required))
+    return tuple(columns)
+
+
+SYSTEM_COLUMNS: Final = columns_for("systems")
+COVERAGE_COLUMNS: Final = columns_for("coverage")
+IGNORED_HEADERS: Final = BASE_VOCABULARY.ignored_headers
 """Row-number and remark columns found on nearly every form: ignored without a warning."""
 
-STATUS_LABELS: Final[Mapping[ApprovalStatus, Labels]] = {
-    ApprovalStatus.NOT_STARTED: Labels(("Chưa triển khai",), ("Not started",)),
-    ApprovalStatus.DOSSIER_DRAFTED: Labels(("Đang lập hồ sơ", "Đã lập hồ sơ"), ("Dossier drafted",)),
-    ApprovalStatus.SUBMITTED: Labels(("Đã trình", "Đã gửi thẩm định"), ("Submitted",)),
-    ApprovalStatus.APPRAISED: Labels(("Đã thẩm định",), ("Appraised",)),
-    ApprovalStatus.APPROVED: Labels(("Đã phê duyệt",), ("Approved",)),
-    ApprovalStatus.REJECTED: Labels(("Từ chối", "Không phê duyệt"), ("Rejected",)),
+_CHOICES: Final[Mapping[ValueKind, tuple[str, Callable[[str], object]]]] = {
+    "status": ("status", ApprovalStatus),
+    "environment": ("environment", Environment),
+    "requirements": ("requirements value", RequirementStatus),
+    "bool": ("yes/no value", lambda text: text == "true"),
 }
-ENVIRONMENT_LABELS: Final[Mapping[Environment, Labels]] = {
-    Environment.PRODUCTION: Labels(("Sản xuất", "Vận hành chính thức"), ("Production",)),
-    Environment.TEST_REAL_DATA: Labels(("Thử nghiệm có dữ liệu thật",), ("Test with real data",)),
-}
-REQUIREMENT_LABELS: Final[Mapping[RequirementStatus, Labels]] = {
-    RequirementStatus.MET: Labels(("Đáp ứng",), ("Met",)),
-    RequirementStatus.PARTLY: Labels(("Đáp ứng một phần",), ("Partly", "Partly met")),
-    RequirementStatus.NOT_MET: Labels(("Chưa đáp ứng", "Không đáp ứng"), ("Not met",)),
-}
-BOOLEAN_LABELS: Final[Mapping[bool, Labels]] = {
-    True: Labels(("Có", "x"), ("Yes", "1", "true")),
-    False: Labels(("Không",), ("No", "0", "false")),
-}
-"""An empty cell is also 'no'."""
 
-_VOCABULARIES: Final[Mapping[Kind, tuple[str, tuple[tuple[object, Labels], ...]]]] = {
-    "status": ("status", tuple(STATUS_LABELS.items())),
-    "environment": ("environment", tuple(ENVIRONMENT_LABELS.items())),
-    "requirements": ("requirements value", tuple(REQUIREMENT_LABELS.items())),
-    "bool": ("yes/no value", tuple(BOOLEAN_LABELS.items())),
-}
+
+def value_labels(kind: ValueKind, vocabulary: Vocabulary = BASE_VOCABULARY) -> dict[object, Labels]:
+    """Each value of a kind with its words."""
+    convert = _CHOICES[kind][1]
+    return {convert(choice): Labels(words.vi, words.en) for choice, words in vocabulary.values.get(kind, {}).items()}
+
+
+STATUS_LABELS: Final = value_labels("status")
+ENVIRONMENT_LABELS: Final = value_labels("environment")
+REQUIREMENT_LABELS: Final = value_labels("requirements")
+BOOLEAN_LABELS: Final = value_labels("bool")
+"""An empty cell is also 'no'."""
 
 
 class _CellProblem(Exception):
@@ -166,12 +148,7 @@ class _CellProblem(Exception):
 # --- text normalisation -------------------------------------------------------------------------------------
 
 
-def _normalise(text: str) -> str:
-    """Fold case, diacritics (đ→d), punctuation, spacing and a trailing '(*)', for tolerant matching."""
-    text = re.sub(r"\(\s*\*\s*\)\s*$", "", text.strip()).replace("đ", "d").replace("Đ", "D")
-    decomposed = unicodedata.normalize("NFD", text)
-    bare = "".join(char for char in decomposed if not unicodedata.combining(char))
-    return " ".join(re.sub(r"[\W_]+", " ", bare.casefold()).split())
+_normalise = fold
 
 
 def _display(text: str) -> str:
@@ -205,20 +182,53 @@ def _column_letter(index: int) -> str:
 # --- value parsing ------------------------------------------------------------------------------------------
 
 
+def _suggest(text: str, words: Sequence[str], cutoff: float = 0.6, n: int = 3) -> list[str]:
+    """The known words closest to `text` (compared folded), best first."""
+    folded: dict[str, str] = {}
+    for word in words:
+        folded.setdefault(_normalise(word), word)
+    return [folded[match] for match in difflib.get_close_matches(_normalise(text), list(folded), n=n, cutoff=cutoff)]
+
+
+def _did_you_mean(close: Sequence[str]) -> str:
+    return " (did you mean " + " or ".join(f"'{word}'" for word in close) + "?)" if close else ""
+
+
 @dataclass(frozen=True)
-class _Agencies:
-    """Known agencies, found by id or name (tolerantly)."""
+class _Lookup:
+    """What cell values are matched against: the known agencies (by id or name) and the value words."""
 
     names: Mapping[str, str]
     index: Mapping[str, frozenset[str]]
+    vocabulary: Vocabulary
 
     @classmethod
-    def build(cls, agencies: Mapping[str, str]) -> _Agencies:
+    def build(cls, agencies: Mapping[str, str], vocabulary: Vocabulary = BASE_VOCABULARY) -> _Lookup:
         index: dict[str, set[str]] = {}
         for agency_id, name in agencies.items():
             for text in (agency_id, name):
                 index.setdefault(_normalise(text), set()).add(agency_id)
-        return cls(dict(agencies), {key: frozenset(ids) for key, ids in index.items()})
+        return cls(dict(agencies), {key: frozenset(ids) for key, ids in index.items()}, vocabulary)
+
+    def choice(self, kind: ValueKind, value: object) -> object:
+        """A vocabulary value (status, environment, requirements, yes/no), or `_CellProblem` with suggestions."""
+        what, convert = _CHOICES[kind]
+        if kind == "bool" and (isinstance(value, bool) or value in (0, 1)):
+            return bool(value)
+        index: dict[str, object] = {}
+        words: list[str] = []
+        main: list[str] = []
+        for choice, labels in self.vocabulary.values.get(kind, {}).items():
+            words += [*labels.vi, *labels.en]
+            main += [*labels.vi[:1], *labels.en[:1]]
+            index.update({_normalise(word): convert(choice) for word in (*labels.vi, *labels.en, choice)})
+        text = _normalise(value) if isinstance(value, str) else None
+        if text is None or text not in index:
+            close = _suggest(value, words) if isinstance(value, str) else []
+            accepted = ", ".join(f"'{word}'" for word in main)
+            raise _CellProblem(f"{_show(value)} is not a known {what}{_did_you_mean(close)} (accepted: {accepted}, "
+                               "and their usual variants; the SOC can add words in its vocabulary file)")
+        return index[text]
 
     def resolve(self, value: object) -> str:
         text = _parse_text(value)
@@ -324,34 +334,19 @@ def _parse_count(value: object) -> int:
     return number
 
 
-def _parse_choice(kind: Kind, value: object) -> object:
-    what, labels = _VOCABULARIES[kind]
-    if kind == "bool" and (isinstance(value, bool) or value in (0, 1)):
-        return bool(value)
-    index: dict[str, object] = {}
-    for choice, words in labels:
-        extra = (choice.value,) if isinstance(choice, Enum) else ()
-        index.update({_normalise(word): choice for word in (*words.vietnamese, *words.english, *extra)})
-    text = _normalise(value) if isinstance(value, str) else None
-    if text is None or text not in index:
-        accepted = ", ".join(f"'{w}'" for _, words in labels for w in (*words.vietnamese, *words.english))
-        raise _CellProblem(f"{_show(value)} is not a known {what} (accepted: {accepted})")
-    return index[text]
-
-
-def _parse(kind: Kind, value: object, agencies: _Agencies) -> object:
+def _parse(kind: Kind, value: object, lookup: _Lookup) -> object:
     """A non-empty cell's value as the record wants it, or `_CellProblem`."""
     if kind == "text":
         return _parse_text(value)
     if kind == "agency":
-        return agencies.resolve(value)
+        return lookup.resolve(value)
     if kind == "level":
         return _parse_level(value)
     if kind == "date":
         return _parse_date(value)
     if kind == "count":
         return _parse_count(value)
-    return _parse_choice(kind, value)
+    return lookup.choice(kind, value)
 
 
 # --- grids: a sheet or a CSV file as rows of cell values --------------------------------------------------
@@ -481,12 +476,15 @@ class _Schema(Generic[RecordT]):
     """What one kind of spreadsheet holds."""
 
     what: str
+    sheet: Sheet
     columns: tuple[Column, ...]
     model: type[RecordT]
     unique: str
     unique_what: str
     titles: tuple[str, str]
     check: Callable[[Mapping[str, object]], list[tuple[str, str]]]
+    ignored: tuple[str, ...] = ()
+    """Row-number and remark headers, ignored without a warning."""
 
     def index(self) -> dict[str, Column]:
         return {_normalise(alias): column for column in self.columns for alias in column.headers}
@@ -497,7 +495,7 @@ class _Schema(Generic[RecordT]):
 
 def _match_header(grid: _Grid, row: int, schema: _Schema[RecordT]) -> _Header:
     index = schema.index()
-    ignored_words = {_normalise(text) for text in IGNORED_HEADERS}
+    ignored_words = {_normalise(text) for text in schema.ignored}
     columns, unknown, ignored = [], [], []
     cells = grid.rows[row - 1] if row <= len(grid.rows) else []
     for col, value in enumerate(cells, start=1):
@@ -543,9 +541,16 @@ def _missing_columns(scan: _Scan, schema: _Schema[RecordT]) -> list[str]:
             f"{grid.where()}: no {schema.what} header in the first {HEADER_SEARCH_ROWS} rows "
             f"(expected at least the columns {expected})"
         ]
+    near_by_key: dict[str, str] = {}
+    for _col, text in scan.near.unknown:
+        near = _near_column(text, schema)
+        if near is not None:
+            near_by_key.setdefault(near[0].key, text)
     return [
-        f"{grid.where(scan.near.row)}: required column '{column.vietnamese[0]}' is missing "
-        f"(accepted headers: {', '.join(repr(alias) for alias in column.headers)})"
+        f"{grid.where(scan.near.row)}: required column '{column.vietnamese[0]}' is missing"
+        + (f" (the header '{_display(near_by_key[column.key])}' is close: did you mean '{column.vietnamese[0]}'?)"
+           if column.key in near_by_key else "")
+        + f" (accepted headers: {', '.join(repr(alias) for alias in column.headers)})"
         for column in schema.required()
         if column.key not in scan.near.fields()
     ]
@@ -574,11 +579,46 @@ def _header_problems(grid: _Grid, header: _Header) -> list[str]:
     return problems
 
 
+NEAR_HEADER_CUTOFF: Final = 0.8
+"""How alike (difflib ratio, folded text) an unknown header must be to a known one to be taken as a typo."""
+
+
+def _near_column(text: str, schema: _Schema[RecordT]) -> tuple[Column, str] | None:
+    """The known column an unknown header most probably means, and the header it resembles."""
+    folded = _normalise(text)
+    best: tuple[float, Column, str] | None = None
+    for column in schema.columns:
+        for alias in column.headers:
+            known = _normalise(alias)
+            ratio = difflib.SequenceMatcher(None, folded, known).ratio()
+            extends = folded.startswith(known + " ") and len(known) >= 4  # "Approved level (1-5)"
+            score = max(ratio, 0.9 if extends else 0.0)
+            if score >= NEAR_HEADER_CUTOFF and (best is None or score > best[0]):
+                best = (score, column, alias)
+    return (best[1], best[2]) if best else None
+
+
+def _unknown_headers(grid: _Grid, header: _Header, schema: _Schema[RecordT]) -> tuple[list[str], list[str]]:
+    """Problems for unknown headers that look like a known column the file lacks (a typo would silently leave
+    the column unread), and warnings for the other unknown headers."""
+    problems, warnings_ = [], []
+    have = header.fields()
+    for col, text in header.unknown:
+        place = f"{grid.where(header.row, text)} ({_column_letter(col)})"
+        near = _near_column(text, schema)
+        if near is None:
+            warnings_.append(f"{place}: not a known column; ignored")
+        elif near[0].key in have:
+            warnings_.append(f"{place}: not a known column; ignored (it resembles '{near[1]}', which another "
+                             "column already provides)")
+        else:
+            problems.append(f"{place}: not a known column (did you mean '{near[1]}'?); rename the header, or "
+                            "the SOC can add it to its vocabulary file")
+    return problems, warnings_
+
+
 def _header_warnings(grid: _Grid, header: _Header) -> list[str]:
-    found = [
-        f"{grid.where(header.row, text)} ({_column_letter(col)}): not a known column; ignored"
-        for col, text in header.unknown
-    ]
+    found: list[str] = []
     headed = {col for col, _, _ in header.columns} | {col for col, _ in header.unknown} | set(header.ignored)
     stray = sorted(
         {
@@ -616,6 +656,53 @@ def _select(grids: list[_Grid], schema: _Schema[RecordT], is_csv: bool) -> tuple
     return found, ignored
 
 
+_AS_OF_PHRASE: Final = re.compile(
+    r"(?:so lieu |du lieu )?(?:tinh den|den|cap nhat den|as of|as at|data as of)(?: ngay)?\s*$"
+    r"|(?:so lieu |du lieu )?(?:tinh den|den|cap nhat den|as of|as at|data as of)(?: ngay)? "
+    r"([0-9]{1,2}) ([0-9]{1,2}) ([0-9]{4})\b")
+
+
+def _title_date(grid: _Grid, row: int) -> tuple[date | None, str | None]:
+    """A date stated in a title row: 'Số liệu tính đến ngày 30/11/2026', or a label cell then a date cell."""
+    cells = grid.rows[row - 1] if row <= len(grid.rows) else []
+    for col, value in enumerate(cells):
+        if not isinstance(value, str):
+            continue
+        match = _AS_OF_PHRASE.search(_normalise(value))
+        if match is None:
+            continue
+        if match[1]:
+            day, month, year = int(match[1]), int(match[2]), int(match[3])
+            try:
+                return date(year, month, day), None
+            except ValueError:
+                return None, f"{grid.where(row)}: the title's date {_show(value)} is not a real date"
+        following = next((c for c in cells[col + 1:] if not _is_empty(c)), None)
+        if isinstance(following, date):
+            return (following.date() if isinstance(following, datetime) else following), None
+    return None, None
+
+
+def _as_of(scans: Sequence[_Scan], parsed: _Parsed[RecordT]) -> date | None:
+    """The one 'as of' date the file's title rows state (a problem when sheets state different ones)."""
+    found: dict[date, str] = {}
+    for scan in scans:
+        if scan.header is None:
+            continue
+        for row in range(1, scan.header.row):
+            day, problem = _title_date(scan.grid, row)
+            if problem:
+                parsed.problems.append(problem)
+            if day is not None:
+                found.setdefault(day, scan.grid.where(row))
+                break
+    if len(found) > 1:
+        parsed.problems.append("the title rows state different 'as of' dates: " + "; ".join(
+            f"{place}: {day:%d/%m/%Y}" for day, place in sorted(found.items())))
+        return None
+    return next(iter(found), None)
+
+
 def _layout(scan: _Scan) -> tuple[tuple[int, str], ...]:
     return scan.header.layout() if scan.header else ()
 
@@ -651,7 +738,7 @@ def _data_merges(grid: _Grid, header: _Header) -> tuple[list[str], set[tuple[int
     return problems, hidden
 
 
-def _read_cell(grid: _Grid, row: int, col: int, column: Column, agencies: _Agencies) -> object:
+def _read_cell(grid: _Grid, row: int, col: int, column: Column, lookup: _Lookup) -> object:
     """One cell's parsed value (None when empty, False for an empty yes/no), or `_CellProblem`."""
     if (row, col) in grid.formulas:
         raise _CellProblem(
@@ -665,7 +752,7 @@ def _read_cell(grid: _Grid, row: int, col: int, column: Column, agencies: _Agenc
         if column.required:
             raise _CellProblem("a value is required")
         return False if column.kind == "bool" else None
-    return _parse(column.kind, value, agencies)
+    return _parse(column.kind, value, lookup)
 
 
 def _build(schema: _Schema[RecordT], values: Mapping[str, object]) -> tuple[RecordT | None, list[tuple[str, str]]]:
@@ -688,7 +775,7 @@ def _build(schema: _Schema[RecordT], values: Mapping[str, object]) -> tuple[Reco
 
 
 def _parse_row(
-    grid: _Grid, header: _Header, row: int, hidden: set[tuple[int, int]], agencies: _Agencies
+    grid: _Grid, header: _Header, row: int, hidden: set[tuple[int, int]], lookup: _Lookup
 ) -> tuple[dict[str, object], list[str]]:
     values: dict[str, object] = {}
     problems = []
@@ -696,7 +783,7 @@ def _parse_row(
         if (row, col) in hidden:
             continue
         try:
-            values[column.key] = _read_cell(grid, row, col, column, agencies)
+            values[column.key] = _read_cell(grid, row, col, column, lookup)
         except _CellProblem as exc:
             problems.append(f"{grid.where(row, text)}: {exc}")
     return values, problems
@@ -706,11 +793,12 @@ def _is_blank_row(grid: _Grid, header: _Header, row: int) -> bool:
     return all(_is_empty(grid.cell(row, col)) and (row, col) not in grid.formulas for col, _, _ in header.columns)
 
 
-def _parse_grid(scan: _Scan, schema: _Schema[RecordT], agencies: _Agencies, parsed: _Parsed[RecordT]) -> None:
+def _parse_grid(scan: _Scan, schema: _Schema[RecordT], lookup: _Lookup, parsed: _Parsed[RecordT]) -> None:
     grid, header = scan.grid, scan.header
     assert header is not None
-    parsed.warnings += _header_warnings(grid, header)
-    header_problems = _header_problems(grid, header)
+    unknown_problems, unknown_warnings = _unknown_headers(grid, header, schema)
+    parsed.warnings += unknown_warnings + _header_warnings(grid, header)
+    header_problems = _header_problems(grid, header) + unknown_problems
     if header_problems:
         parsed.problems += header_problems
         return
@@ -721,7 +809,7 @@ def _parse_grid(scan: _Scan, schema: _Schema[RecordT], agencies: _Agencies, pars
     if not rows:
         parsed.warnings.append(f"{grid.where()}: no data rows below the header (row {header.row})")
     for row in rows:
-        values, problems = _parse_row(grid, header, row, hidden, agencies)
+        values, problems = _parse_row(grid, header, row, hidden, lookup)
         _check_unique(grid, row, values, headers, schema, parsed)
         if not problems and not any((row, col) in hidden for col, _, _ in header.columns):
             record, record_problems = _build(schema, values)
@@ -758,30 +846,36 @@ def _check_unique(
     )
 
 
-def _read(path: Path, agencies: Mapping[str, str], schema: _Schema[RecordT]) -> SheetResult[RecordT]:
+def _read(path: Path, agencies: Mapping[str, str], schema: _Schema[RecordT],
+          vocabulary: Vocabulary) -> SheetResult[RecordT]:
+    schema = replace(schema, columns=columns_for(schema.sheet, vocabulary), ignored=vocabulary.ignored_headers)
     grids = _open(path)
     scans, ignored = _select(grids, schema, is_csv=path.suffix.lower() == ".csv")
     parsed: _Parsed[RecordT] = _Parsed(warnings=ignored)
-    index = _Agencies.build(agencies)
+    index = _Lookup.build(agencies, vocabulary)
     for scan in scans:
         _parse_grid(scan, schema, index, parsed)
+    as_of = _as_of(scans, parsed)
     if parsed.problems:
         raise SheetError(parsed.problems)
-    return SheetResult(parsed.records, parsed.warnings)
+    columns = frozenset(key for scan in scans if scan.header for key in scan.header.fields())
+    return SheetResult(parsed.records, parsed.warnings, columns, as_of)
 
 
 # --- writing -------------------------------------------------------------------------------------------
 
 
-def _format(column: Column, value: object, agencies: _Agencies, english: bool) -> CellValue:
+def _format(column: Column, value: object, lookup: _Lookup, english: bool) -> CellValue:
     """A record value as written in a cell."""
     if value is None:
         return None
-    if column.kind in _VOCABULARIES:
-        labels = dict(_VOCABULARIES[column.kind][1])[value]
-        return labels.english[0] if english else labels.vietnamese[0]
+    if column.kind in _CHOICES:
+        choice = str(value.value) if isinstance(value, Enum) else str(value).lower()
+        words = lookup.vocabulary.value(column.kind, choice)  # type: ignore[arg-type]  # kind is a ValueKind
+        written = words.en if english else words.vi
+        return written[0] if written else choice
     if column.kind == "agency":
-        return agencies.label(str(value))
+        return lookup.label(str(value))
     if isinstance(value, str | int | date):
         return value
     return str(value)
@@ -794,12 +888,12 @@ def _get(record: BaseModel, key: str) -> object:
     return value
 
 
-def _check_records(path: Path, records: Sequence[RecordT], agencies: _Agencies, schema: _Schema[RecordT]) -> list[str]:
+def _check_records(path: Path, records: Sequence[RecordT], lookup: _Lookup, schema: _Schema[RecordT]) -> list[str]:
     problems = []
     seen: dict[str, int] = {}
     for number, record in enumerate(records, start=1):
         agency = str(_get(record, "agency"))
-        if agency not in agencies.names:
+        if agency not in lookup.names:
             problems.append(f"{path.name}: record {number}: agency '{agency}' is not a known agency")
         key = str(_get(record, schema.unique)).casefold()
         if key in seen:
@@ -855,7 +949,7 @@ def _write(
     suffix = path.suffix.lower()
     if suffix not in (".xlsx", ".csv"):
         raise SheetError([f"{path.name}: can only write .xlsx or .csv files"])
-    index = _Agencies.build(agencies)
+    index = _Lookup.build(agencies)
     problems = _check_records(path, records, index, schema)
     if problems:
         raise SheetError(problems)
@@ -871,7 +965,11 @@ def _write(
 # --- the two spreadsheets ------------------------------------------------------------------------------
 
 
-def _no_checks(values: Mapping[str, object]) -> list[tuple[str, str]]:
+def _system_checks(values: Mapping[str, object]) -> list[tuple[str, str]]:
+    if values.get("status") is ApprovalStatus.APPROVED and "approved_level" in values \
+            and values["approved_level"] is None:
+        return [("approved_level", "the status is approved but the approved level is blank; write the level, or "
+                 "change the status if the approval was withdrawn (a blank level clears the stored one)")]
     return []
 
 
@@ -889,15 +987,17 @@ def _coverage_checks(values: Mapping[str, object]) -> list[tuple[str, str]]:
 
 _SYSTEMS: Final = _Schema(
     "information-system register",
+    "systems",
     SYSTEM_COLUMNS,
     SystemRecord,
     "id",
     "system id",
     ("Danh mục HTTT", "Systems"),
-    _no_checks,
+    _system_checks,
 )
 _COVERAGE: Final = _Schema(
     "anti-malware coverage",
+    "coverage",
     COVERAGE_COLUMNS,
     CoverageRecord,
     "agency",
@@ -907,14 +1007,16 @@ _COVERAGE: Final = _Schema(
 )
 
 
-def read_systems(path: Path, agencies: Mapping[str, str]) -> SheetResult[SystemRecord]:
+def read_systems(path: Path, agencies: Mapping[str, str],
+                 vocabulary: Vocabulary = BASE_VOCABULARY) -> SheetResult[SystemRecord]:
     """Read a register of information systems (XLSX or CSV); `agencies` maps id → name; `SheetError` on any problem."""
-    return _read(path, agencies, _SYSTEMS)
+    return _read(path, agencies, _SYSTEMS, vocabulary)
 
 
-def read_coverage(path: Path, agencies: Mapping[str, str]) -> SheetResult[CoverageRecord]:
+def read_coverage(path: Path, agencies: Mapping[str, str],
+                  vocabulary: Vocabulary = BASE_VOCABULARY) -> SheetResult[CoverageRecord]:
     """Read an anti-malware coverage sheet (XLSX or CSV); `agencies` maps id → name; `SheetError` on any problem."""
-    return _read(path, agencies, _COVERAGE)
+    return _read(path, agencies, _COVERAGE, vocabulary)
 
 
 def write_systems(

@@ -66,6 +66,11 @@ def today(clock: Clock) -> date:
     return local_date(clock.now())
 
 
+def start_of_day(day: date) -> datetime:
+    """The first instant of a local (Asia/Ho_Chi_Minh) day, as an aware datetime."""
+    return datetime.combine(day, time(), LOCAL_ZONE)
+
+
 def end_of_day(day: date) -> datetime:
     """The last instant of a local (Asia/Ho_Chi_Minh) day, as an aware datetime."""
     return datetime.combine(day + timedelta(days=1), time(), LOCAL_ZONE) - timedelta(microseconds=1)

@@ -14,6 +14,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOC_", extra="ignore")
 
     db: Path = Field(default=Path(".soc/soc.db"), description="Embedded store (SQLite file).")
+    vocabulary_file: Path | None = Field(
+        default=None, description="Extra words (headers, statuses) for the agencies' spreadsheets; adds to the base."
+    )
     concurrent_portals: int = Field(default=16, ge=1, le=256, description="Portals scanned at once.")
     connections_per_host: int = Field(
         default=5, ge=1, le=32, description="Concurrent connections to one portal address (politeness)."

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import Field
@@ -16,6 +16,8 @@ class ComplianceOutput(Document):
 
     schema_: Literal["soc.compliance/1"] = Field(default="soc.compliance/1", alias="schema")
     as_of: date
+    known_at: datetime | None = None
+    """Set when the figures are what the toolkit knew at that moment (--as-known-at), not what it knows now."""
     ruleset: RulesetSummary
     plan: str
     province: Scope

@@ -6,12 +6,12 @@ subject with one complete observation, so a finding no longer true is resolved, 
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from checks.compliance import evaluate_register
 from soc.compliance.kpi import ASSESSMENT_WINDOW, ComplianceReport, Sources, compliance_report
 from soc.compliance.rules import ruleset_for
-from soc.core.clock import end_of_day, today
+from soc.core.clock import LOCAL_ZONE, end_of_day, local_date, local_time, today
 from soc.core.models import Observation, ScanRun
 from soc.core.observations import ComplianceObservation
 from soc.inventory import Inventory
@@ -53,26 +53,39 @@ def evaluate(context: ServiceContext, day: date | None = None) -> ScanRun:
     return run
 
 
-def sources_for(context: ServiceContext, day: date) -> Sources:
-    """The register, coverage and portal scans (30-day window) as they stood at the end of `day`."""
+def sources_for(context: ServiceContext, day: date, known_at: datetime | None = None) -> Sources:
+    """The register, coverage and portal scans (30-day window) as they stood at the end of `day`, as known
+    now or, with `known_at`, as the toolkit knew them then (scans recorded after `known_at` left out)."""
     moment = end_of_day(day)
     register = context.backend.register
+    last_scan = moment if known_at is None else min(moment, known_at)
     return Sources(
-        systems=register.systems_as_of(moment),
-        coverage=register.coverage_as_of(moment),
+        systems=register.systems_as_of(moment, known_at),
+        coverage=register.coverage_as_of(moment, known_at),
         scans=context.backend.findings.portal_scans_between(moment - ASSESSMENT_WINDOW + timedelta(microseconds=1),
-                                                            moment),
+                                                            last_scan),
         drills=[],  # the drill engine (its own issue) will supply the drills held in the year
     )
 
 
 def kpis(context: ServiceContext, inventory: Inventory, day: date | None = None,
-         agency: str | None = None) -> ComplianceReport:
-    """The plan's KPIs on `day` (default: today) for the province and each agency (or one)."""
+         agency: str | None = None, known_at: datetime | None = None) -> ComplianceReport:
+    """The plan's KPIs on `day` (default: today) for the province and each agency (or one).
+
+    By default what is known now about the state on `day` (a decision recorded today but dated months ago
+    counts); `known_at` gives what the toolkit would have said at that moment (a sent report, rebuilt).
+    """
     day = day or today(context.clock)
     if agency is not None and agency not in {a.id for a in inventory.agencies}:
         raise ServiceError(f"--agency {agency}: not an agency of the inventory")
+    if known_at is not None:
+        known_at = known_at.replace(tzinfo=LOCAL_ZONE) if known_at.tzinfo is None else known_at
+        if known_at > context.clock.now():
+            raise ServiceError(f"--as-known-at {local_time(known_at)}: in the future")
+    data_from = {agency_id: local_date(moment)
+                 for agency_id, moment in context.backend.register.data_since(known_at).items()}
     try:
-        return compliance_report(day, inventory, lambda d: sources_for(context, d), agency)
+        return compliance_report(day, inventory, lambda d: sources_for(context, d, known_at), agency, data_from,
+                                 known_at)
     except ValueError as exc:  # no plan or rule set in force on the day
         raise ServiceError(str(exc)) from None

@@ -7,11 +7,11 @@ Lifecycle rules are not here: backends carry out what `soc.findings.lifecycle` d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from soc.compliance.history import HistoryEntry, RegisterChanges
+from soc.compliance.history import Finish, HistoryEntry, RegisterChanges, keep_record
 from soc.compliance.models import CoverageRecord, SystemRecord
 from soc.core.models import (
     AuditEntry,
@@ -114,31 +114,39 @@ class FindingStore(Protocol):
 
 
 class RegisterStore(Protocol):
-    """The register of information systems and anti-malware coverage, every version kept."""
+    """The register of information systems and anti-malware coverage, bitemporal: every version has the
+    time it was true in the world (valid) and the time the toolkit believed it (recorded)."""
 
     def apply_systems(self, records: Sequence[SystemRecord], actor: str, source: str,
-                      at: datetime | None = None) -> RegisterChanges:
-        """Apply a file's systems atomically: new versions for what changed; systems not in the file stay.
+                      at: datetime | None = None, present: Collection[str] | None = None,
+                      finish: Finish = keep_record) -> RegisterChanges:
+        """Apply a file's systems atomically, effective `at` (default now); systems not in the file stay.
 
-        HistoryError when `at` is before a record's latest version (history is never rewritten).
+        `present` names the file's columns: a column it lacks keeps the stored values. `finish` completes
+        each merged record; a problem it reports refuses the whole file (ProblemsError, nothing written).
+        A file dated before a version already known is placed before it (history is kept, not rewritten).
         """
         ...
 
     def apply_coverage(self, records: Sequence[CoverageRecord], actor: str, source: str,
-                       at: datetime | None = None) -> RegisterChanges:
-        """Apply an anti-malware coverage file atomically (one current record per agency)."""
+                       at: datetime | None = None, present: Collection[str] | None = None) -> RegisterChanges:
+        """Apply an anti-malware coverage file atomically (one record per agency), effective `at`."""
         ...
 
-    def systems_as_of(self, moment: datetime) -> list[SystemRecord]:
-        """The register as it stood at `moment`."""
+    def systems_as_of(self, moment: datetime, known_at: datetime | None = None) -> list[SystemRecord]:
+        """The register as it stood at `moment`, as known at `known_at` (default: as known now)."""
         ...
 
-    def coverage_as_of(self, moment: datetime) -> list[CoverageRecord]:
-        """Anti-malware coverage as it stood at `moment`."""
+    def coverage_as_of(self, moment: datetime, known_at: datetime | None = None) -> list[CoverageRecord]:
+        """Anti-malware coverage as it stood at `moment`, as known at `known_at` (default: now)."""
+        ...
+
+    def data_since(self, known_at: datetime | None = None) -> dict[str, datetime]:
+        """Agency → the earliest moment the register (systems or coverage) has data for it."""
         ...
 
     def system_history(self, system_id: str) -> list[HistoryEntry]:
-        """Every version of one system, oldest first, with what each changed."""
+        """Every version of one system as believed now, in valid-time order, with what each changed."""
         ...
 
 

@@ -13,7 +13,6 @@ from typer.testing import CliRunner, Result
 from checks.compliance import evaluate_coverage, evaluate_system
 from soc.cli import app
 from soc.cli.common import CliState
-from soc.compliance.history import HistoryError
 from soc.compliance.kpi import ComplianceReport, Kpi, Sources, TargetSpec, month_before, plan_for
 from soc.compliance.models import ApprovalStatus, CoverageRecord, RequirementStatus, SystemRecord
 from soc.compliance.rules import ruleset_for
@@ -61,12 +60,12 @@ def test_register_versions_history_and_as_of(context: ServiceContext) -> None:
     assert history[0].valid_to == history[1].valid_from
 
 
-def test_history_cannot_be_rewritten(context: ServiceContext) -> None:
+def test_an_earlier_dated_file_is_placed_before_what_is_known(context: ServiceContext) -> None:
     register = context.backend.register
     register.apply_systems([system(1)], actor="a", source="x", at=T0)
-    with pytest.raises(HistoryError, match="HT1"):
-        register.apply_systems([approved(1)], actor="a", source="y", at=T0 - timedelta(days=1))
-    assert [r.status for r in register.systems_as_of(T0)] == [ApprovalStatus.NOT_STARTED]
+    register.apply_systems([system(1, name="Tên cũ")], actor="a", source="y", at=T0 - timedelta(days=10))
+    assert [r.name for r in register.systems_as_of(T0 - timedelta(days=5))] == ["Tên cũ"]
+    assert [r.name for r in register.systems_as_of(T0)] == ["Hệ thống 1"]
 
 
 # --- compliance findings ---------------------------------------------------------------------------------------

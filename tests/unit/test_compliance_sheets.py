@@ -290,10 +290,21 @@ def test_csv_with_commas_and_no_bom(tmp_path: Path) -> None:
         ("da phe duyet", ApprovalStatus.APPROVED),
         ("Từ chối", ApprovalStatus.REJECTED),
         ("rejected", ApprovalStatus.REJECTED),
+        ("Đang xây dựng hồ sơ đề xuất cấp độ", ApprovalStatus.DOSSIER_DRAFTED),
+        ("Chờ thẩm định", ApprovalStatus.SUBMITTED),
+        ("Đang thẩm định", ApprovalStatus.UNDER_APPRAISAL),
+        ("under review", ApprovalStatus.UNDER_APPRAISAL),
+        ("Đã thẩm định, chờ phê duyệt", ApprovalStatus.APPRAISED),
+        ("Đã được phê duyệt", ApprovalStatus.APPROVED),
+        ("Yêu cầu bổ sung hồ sơ", ApprovalStatus.RETURNED),
+        ("Returned for revision", ApprovalStatus.RETURNED),
+        ("Không được phê duyệt", ApprovalStatus.REJECTED),
+        ("refused", ApprovalStatus.REJECTED),
     ],
 )
 def test_status_words(tmp_path: Path, cell: str, expected: ApprovalStatus) -> None:
-    path = register(tmp_path / "s.xlsx", MINIMAL_HEADER, [[1, "HT-1", "Hệ thống", "stttt", None, cell]])
+    level = 3 if expected is ApprovalStatus.APPROVED else None
+    path = register(tmp_path / "s.xlsx", MINIMAL_HEADER, [[1, "HT-1", "Hệ thống", "stttt", level, cell]])
     assert read_systems(path, AGENCIES).records[0].status == expected
 
 
@@ -367,7 +378,8 @@ def test_missing_required_column(tmp_path: Path) -> None:
         read_systems(path, AGENCIES)
     assert problems_of(excinfo) == [
         "heThong.xlsx: sheet 'HTTT' row 4: required column 'Trạng thái' is missing "
-        "(accepted headers: 'Trạng thái', 'Tình trạng phê duyệt', 'Status')"
+        "(accepted headers: 'Trạng thái', 'Tình trạng phê duyệt', 'Tình trạng', 'Trạng thái phê duyệt', "
+        "'Tình trạng hồ sơ', 'Tiến độ phê duyệt', 'Status', 'Approval status', 'State')"
     ]
 
 
@@ -521,7 +533,8 @@ def test_several_errors_are_all_listed(tmp_path: Path) -> None:
         f"{where} row 7, column 'Ngày phê duyệt': 45000 is a number, not a date "
         "(format the cell as a date or write dd/mm/yyyy)",
         f"{where} row 7, column 'Môi trường': 'Thử nghiệm' is not a known environment (accepted: 'Sản xuất', "
-        "'Vận hành chính thức', 'Production', 'Thử nghiệm có dữ liệu thật', 'Test with real data')",
+        "'Production', 'Thử nghiệm có dữ liệu thật', 'Test with real data', and their usual variants; the SOC "
+        "can add words in its vocabulary file)",
     ]
 
 

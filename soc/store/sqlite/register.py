@@ -1,23 +1,46 @@
-"""The register of information systems and anti-malware coverage, with full history, on SQLite.
+"""The register of information systems and anti-malware coverage, bitemporal, on SQLite.
 
-Every import writes a new version of each record it changes (valid_from = when it was applied,
-valid_to = when the next version replaced it), with who applied it and from which file. So the
-register as it stood at any moment can be read back, and any past date's figures recomputed.
+Every version has a valid time (valid_from inclusive, valid_to exclusive: when it was true in the world)
+and a record time (recorded_at inclusive, superseded_at exclusive: when the toolkit believed it). An import
+never updates a row except to mark it superseded; what it replaces is written again, bounded, in the same
+transaction. So the register can be read "as of D, as known now" (the default) or "as of D, as known at T"
+(a report once sent, rebuilt exactly).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, Table, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Table, func, insert, or_, select, update
 
-from soc.compliance.history import HistoryEntry, HistoryError, RegisterChanges, field_changes
+from soc.compliance.history import (
+    Finish,
+    HistoryEntry,
+    RegisterChanges,
+    earliest_fact,
+    field_changes,
+    keep_record,
+    merged,
+)
 from soc.compliance.models import CoverageRecord, SystemRecord
-from soc.core.clock import SYSTEM_CLOCK, Clock
+from soc.core.clock import SYSTEM_CLOCK, Clock, start_of_day
+from soc.core.errors import ProblemsError
 from soc.store.sqlite.schema import BEGIN_OPTION, coverage_versions, system_versions
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    valid_from: datetime
+    valid_to: datetime | None
+    data: dict[str, Any]
+
+    def contains(self, moment: datetime) -> bool:
+        return self.valid_from <= moment and (self.valid_to is None or moment < self.valid_to)
 
 
 class SqliteRegister:
@@ -29,71 +52,138 @@ class SqliteRegister:
         self._clock = clock
 
     def apply_systems(self, records: Sequence[SystemRecord], actor: str, source: str,
-                      at: datetime | None = None) -> RegisterChanges:
-        """Apply a file's systems atomically: new versions for what changed; systems not in the file stay."""
-        return self._apply(system_versions, "system_id", [(r.id, r) for r in records], actor, source, at)
+                      at: datetime | None = None, present: Collection[str] | None = None,
+                      finish: Finish = keep_record) -> RegisterChanges:
+        """Apply a file's systems atomically, effective `at` (default now); systems not in the file stay.
+
+        `present`: the file's columns (absent ones keep stored values; None: all). `finish` completes each
+        merged record; any problem it reports refuses the whole file (ProblemsError, nothing written).
+        """
+        return self._apply(system_versions, "system_id", [(r.id, r, at) for r in records], actor, source,
+                           present, finish)
 
     def apply_coverage(self, records: Sequence[CoverageRecord], actor: str, source: str,
-                       at: datetime | None = None) -> RegisterChanges:
-        """Apply an anti-malware coverage file atomically (one current record per agency)."""
-        return self._apply(coverage_versions, "agency", [(r.agency, r) for r in records], actor, source, at)
+                       at: datetime | None = None, present: Collection[str] | None = None) -> RegisterChanges:
+        """Apply an anti-malware coverage file atomically (one record per agency), effective on each record's
+        own "as of" date, else `at`."""
+        items = [(r.agency, r, start_of_day(r.as_of) if r.as_of else at) for r in records]
+        return self._apply(coverage_versions, "agency", items, actor, source, present, keep_record)
 
-    def systems_as_of(self, moment: datetime) -> list[SystemRecord]:
-        """The register as it stood at `moment`."""
-        return [SystemRecord.model_validate(data) for data in self._as_of(system_versions, moment)]
+    def systems_as_of(self, moment: datetime, known_at: datetime | None = None) -> list[SystemRecord]:
+        """The register as it stood at `moment`, as known at `known_at` (default: now)."""
+        return [SystemRecord.model_validate(data) for data in self._as_of(system_versions, moment, known_at)]
 
-    def coverage_as_of(self, moment: datetime) -> list[CoverageRecord]:
-        """Anti-malware coverage as it stood at `moment`."""
-        return [CoverageRecord.model_validate(data) for data in self._as_of(coverage_versions, moment)]
+    def coverage_as_of(self, moment: datetime, known_at: datetime | None = None) -> list[CoverageRecord]:
+        """Anti-malware coverage as it stood at `moment`, as known at `known_at` (default: now)."""
+        return [CoverageRecord.model_validate(data) for data in self._as_of(coverage_versions, moment, known_at)]
+
+    def data_since(self, known_at: datetime | None = None) -> dict[str, datetime]:
+        """Agency → the earliest moment the register (systems or coverage) has any data for it."""
+        earliest: dict[str, datetime] = {}
+        with self._engine.connect() as conn:
+            for table in (system_versions, coverage_versions):
+                rows = conn.execute(select(table.c.data["agency"].as_string(), func.min(table.c.valid_from))
+                                    .where(*self._known(table, known_at)).group_by(table.c.data["agency"]))
+                for agency, first in rows:
+                    if agency is not None and first is not None and (agency not in earliest
+                                                                     or first < earliest[agency]):
+                        earliest[agency] = first
+        return earliest
 
     def system_history(self, system_id: str) -> list[HistoryEntry]:
-        """Every version of one system, oldest first, with what each changed."""
+        """Every version of one system as believed now, in valid-time order, with what each changed."""
         with self._engine.connect() as conn:
             rows = conn.execute(select(system_versions).where(system_versions.c.system_id == system_id)
+                                .where(system_versions.c.superseded_at.is_(None))
                                 .order_by(system_versions.c.valid_from, system_versions.c.id)).mappings().all()
         history, previous = [], None
         for row in rows:
-            history.append(HistoryEntry(valid_from=row["valid_from"], valid_to=row["valid_to"], actor=row["actor"],
-                                        source=row["source"], changes=field_changes(system_id, previous, row["data"])))
+            history.append(HistoryEntry(valid_from=row["valid_from"], valid_to=row["valid_to"],
+                                        recorded_at=row["recorded_at"], actor=row["actor"], source=row["source"],
+                                        changes=field_changes(system_id, previous, row["data"])))
             previous = row["data"]
         return history
 
-    def _as_of(self, table: Table, moment: datetime) -> list[dict[str, Any]]:
+    def _known(self, table: Table, known_at: datetime | None) -> list[Any]:
+        if known_at is None:
+            return [table.c.superseded_at.is_(None)]
+        return [table.c.recorded_at <= known_at,
+                or_(table.c.superseded_at.is_(None), table.c.superseded_at > known_at)]
+
+    def _as_of(self, table: Table, moment: datetime, known_at: datetime | None) -> list[dict[str, Any]]:
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(table.c.data)
+                .where(*self._known(table, known_at))
                 .where(table.c.valid_from <= moment)
                 .where(or_(table.c.valid_to.is_(None), table.c.valid_to > moment))
             ).scalars()
             return list(rows)
 
-    def _apply(self, table: Table, key_column: str, items: Iterable[tuple[str, BaseModel]], actor: str,
-               source: str, at: datetime | None) -> RegisterChanges:
-        now = at or self._clock.now()
+    def _apply(self, table: Table, key_column: str, items: Sequence[tuple[str, BaseModel, datetime | None]],
+               actor: str, source: str, present: Collection[str] | None, finish: Finish) -> RegisterChanges:
+        recorded = self._clock.now()
         changes = RegisterChanges()
+        problems: list[str] = []
         with self._writer.begin() as conn:
-            current = self._current(conn, table, key_column)
-            for item_key, record in items:
-                data = record.model_dump(mode="json")
-                existing = current.get(item_key)
-                if existing is not None and existing[1] > now:
-                    raise HistoryError(f"{item_key}: has a version from {existing[1].isoformat()}, after {now}")
-                if existing is not None and existing[2] == data:
-                    changes.unchanged.append(item_key)
+            known = self._believed(conn, table, key_column, [key for key, _, _ in items])
+            for key, record, at in items:
+                effective = at or recorded
+                if effective > recorded:
+                    problems.append(f"'{key}': dated {effective:%d/%m/%Y}, in the future")
                     continue
-                if existing is not None:
-                    conn.execute(update(table).where(table.c.id == existing[0]).values(valid_to=now))
-                conn.execute(insert(table).values({key_column: item_key, "valid_from": now, "valid_to": None,
-                                                   "actor": actor, "source": source, "data": data}))
-                if existing is None:
-                    changes.added.append(item_key)
-                else:
-                    changes.changed.append(item_key)
-                    changes.fields += field_changes(item_key, existing[2], data)
+                rows = known.get(key, [])
+                base = next((row for row in rows if row.contains(effective)), rows[0] if rows else None)
+                data, found = finish(key, merged(base.data if base else None, record.model_dump(mode="json"),
+                                                 present))
+                problems += found
+                if found or (base is not None and base.data == data):
+                    if not found:
+                        changes.unchanged.append(key)
+                    continue
+                row = {key_column: key, "actor": actor, "source": source, "recorded_at": recorded, "data": data}
+                if base is None:
+                    first = earliest_fact(data)
+                    start = min(effective, start_of_day(first)) if first else effective
+                    if start < effective and first is not None:
+                        changes.backdated[key] = first
+                    conn.execute(insert(table).values(row | {"valid_from": start, "valid_to": None}))
+                    changes.added.append(key)
+                    continue
+                if base.contains(effective):
+                    self._replace(conn, table, base, row, effective)
+                else:  # the file is dated before everything known of this record
+                    conn.execute(insert(table).values(row | {"valid_from": effective, "valid_to": base.valid_from}))
+                changes.changed.append(key)
+                changes.fields += field_changes(key, base.data, data)
+            if problems:
+                raise ProblemsError(problems)  # rolls the transaction back: nothing of the file is kept
         return changes
 
     @staticmethod
-    def _current(conn: Connection, table: Table, key_column: str) -> dict[str, tuple[int, datetime, Any]]:
-        rows = conn.execute(select(table.c.id, table.c[key_column], table.c.valid_from, table.c.data)
-                            .where(table.c.valid_to.is_(None)))
-        return {row[1]: (row[0], row[2], row[3]) for row in rows}
+    def _replace(conn: Connection, table: Table, base: _Row, row: dict[str, Any], effective: datetime) -> None:
+        """Split the version in force at `effective`: its part before stays believed, the new one follows."""
+        recorded = row["recorded_at"]
+        conn.execute(update(table).where(table.c.id == base.id).values(superseded_at=recorded))
+        if base.valid_from < effective:
+            before = {key: value for key, value in row.items() if key not in ("actor", "source", "data")}
+            original = conn.execute(select(table.c.actor, table.c.source).where(table.c.id == base.id)).one()
+            conn.execute(insert(table).values(before | {"actor": original.actor, "source": original.source,
+                                                        "data": base.data, "valid_from": base.valid_from,
+                                                        "valid_to": effective}))
+        conn.execute(insert(table).values(row | {"valid_from": effective, "valid_to": base.valid_to}))
+
+    @staticmethod
+    def _believed(conn: Connection, table: Table, key_column: str, keys: Sequence[str]) -> dict[str, list[_Row]]:
+        """The versions believed now of each key, in valid-time order."""
+        found: dict[str, list[_Row]] = {}
+        wanted = sorted(set(keys))
+        for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+            rows = conn.execute(select(table.c.id, table.c[key_column], table.c.valid_from, table.c.valid_to,
+                                       table.c.data)
+                                .where(table.c.superseded_at.is_(None))
+                                .where(table.c[key_column].in_(wanted[start:start + 500]))
+                                .order_by(table.c.valid_from))
+            for row in rows:
+                found.setdefault(row[1], []).append(_Row(row[0], row[2], row[3], row[4]))
+        return found

@@ -164,7 +164,12 @@ portal_scans = Table(
 )
 
 def _versions_table(name: str, key: str) -> Table:
-    """A versioned record table: one row per version, valid_from inclusive, valid_to exclusive (None: current)."""
+    """A bitemporal record table: one row per version.
+
+    Valid time (when the version was true in the world): valid_from inclusive, valid_to exclusive (None:
+    until further notice). Record time (when the toolkit held it): recorded_at inclusive, superseded_at
+    exclusive (None: still believed). Rows are never updated except to set superseded_at.
+    """
     return Table(
         name,
         metadata,
@@ -175,6 +180,8 @@ def _versions_table(name: str, key: str) -> Table:
         Column("actor", Text(), nullable=False),
         Column("source", Text(), nullable=False),
         Column("data", JSON(), nullable=False),
+        Column("recorded_at", UTCDateTime(), nullable=False),
+        Column("superseded_at", UTCDateTime(), nullable=True),
     )
 
 
@@ -183,6 +190,8 @@ Index("ix_system_versions_system_id_valid_from", system_versions.c.system_id, sy
 Index("ix_system_versions_valid_from_valid_to", system_versions.c.valid_from, system_versions.c.valid_to)
 coverage_versions = _versions_table("coverage_versions", "agency")
 Index("ix_coverage_versions_agency_valid_from", coverage_versions.c.agency, coverage_versions.c.valid_from)
+Index("ix_system_versions_superseded_at", system_versions.c.superseded_at)
+Index("ix_coverage_versions_superseded_at", coverage_versions.c.superseded_at)
 
 
 audit_log = Table(
