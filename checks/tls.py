@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from checks.catalogue import make_finding
 from soc.core.models import Finding
-from soc.core.observations import AcceptedCipher, CertificateInfo, TlsObservation
+from soc.core.observations import AcceptedCipher, CertificateInfo, RevocationStatus, TlsObservation
 
 MAX_LISTED = 8
 """Evidence lists at most this many items, then says how many more."""
@@ -132,11 +132,30 @@ def _validity_findings(obs: TlsObservation, ctx: CheckContext) -> list[Finding]:
     return []
 
 
+def _san_names(cert: CertificateInfo) -> str:
+    """The certificate's DNS names for evidence, counting those storage left out."""
+    if cert.san_dns_total <= len(cert.san_dns):
+        return listed(cert.san_dns)
+    return ", ".join(cert.san_dns[:MAX_LISTED]) + f" (+{cert.san_dns_total - MAX_LISTED})"
+
+
+def _oversized_findings(obs: TlsObservation) -> list[Finding]:
+    big = obs.oversized_certificate
+    if big is None:
+        return []
+    if big.message_bytes is not None:
+        what = f"certificate message of {big.message_bytes} bytes"
+    else:
+        what = f"a handshake message (the certificate; size unknown: {big.read_error or 'not readable'})"
+    evidence = f"{what}; OpenSSL and BoringSSL clients (curl, Python, sslyze…) accept {big.client_limit_bytes} at most"
+    return [make_finding(obs.portal_url, "tls.cert.oversized", evidence, obs.chain[0].sha256 if obs.chain else "")]
+
+
 def _trust_findings(obs: TlsObservation) -> list[Finding]:
     leaf, trust, url = obs.chain[0], obs.trust, obs.portal_url
     findings = []
     if obs.hostname_matches is False:
-        names = listed(leaf.san_dns) or "no DNS names"
+        names = _san_names(leaf) or "no DNS names"
         findings.append(make_finding(url, "tls.cert.hostname_mismatch",
                                      f"host {obs.host}; certificate names: {names}", leaf.sha256))
     if trust is None or trust.anchored:
@@ -152,6 +171,18 @@ def _trust_findings(obs: TlsObservation) -> list[Finding]:
             reason += f"; AIA: {trust.aia_error}"
         findings.append(make_finding(url, "tls.cert.untrusted", f"issuer {leaf.issuer}: {reason}", leaf.sha256))
     return findings
+
+
+def _revocation_findings(obs: TlsObservation) -> list[Finding]:
+    """Revoked only: an unknown status is no verdict (the observation leaves the check unjudged)."""
+    revocation, leaf = obs.revocation, obs.chain[0]
+    if revocation is None or revocation.status is not RevocationStatus.REVOKED:
+        return []
+    when = f" on {_utc(revocation.revoked_at)}" if revocation.revoked_at else ""
+    why = f" ({revocation.revocation_reason})" if revocation.revocation_reason else ""
+    source = (revocation.method.value if revocation.method else "?") + (f" {revocation.url}" if revocation.url else "")
+    evidence = f"serial {leaf.serial} revoked{when}{why}, per {source}"
+    return [make_finding(obs.portal_url, "tls.cert.revoked", evidence, leaf.sha256)]
 
 
 def _below_anchor(chain: list[CertificateInfo]) -> list[CertificateInfo]:
@@ -196,7 +227,8 @@ def evaluate_tls(obs: TlsObservation, ctx: CheckContext | None = None) -> list[F
     if obs.unreachable is not None:
         evidence = f"{obs.unreachable.value}: {obs.error or 'no answer'}"
         return [make_finding(obs.portal_url, "tls.unreachable", evidence)]
-    findings = _protocol_findings(obs) + _cipher_findings(obs) + _vulnerability_findings(obs)
+    findings = _protocol_findings(obs) + _cipher_findings(obs) + _vulnerability_findings(obs) + _oversized_findings(obs)
     if obs.chain:
         findings += _validity_findings(obs, ctx) + _trust_findings(obs) + _key_and_signature_findings(obs)
+        findings += _revocation_findings(obs)
     return findings

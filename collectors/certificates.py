@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from soc.core.observations import CertificateInfo
 MAX_TEXT = 512
 """Bound on any certificate text field kept (subject, issuer, names): certificates are hostile input."""
 MAX_NAMES = 100
+MAX_PEM_DER_BYTES = 64 * 1024
+"""Certificates larger than this are described but not kept in PEM (thousands of SANs: hundreds of KiB)."""
 MAX_CHAIN_DEPTH = 8
 MAX_POOL = 16
 """Certificates of a sent chain considered for path building (real chains have 2–4)."""
@@ -66,20 +69,24 @@ def _extension_value(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> x509
         return None
 
 
-def san_dns_names(cert: x509.Certificate) -> list[str]:
-    """DNS names of the Subject Alternative Name extension (bounded)."""
+def _all_san_dns_names(cert: x509.Certificate) -> list[str]:
     san = _extension_value(cert, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
     if not isinstance(san, x509.SubjectAlternativeName):
         return []
-    return [_bounded(n) for n in san.get_values_for_type(x509.DNSName)[:MAX_NAMES]]
+    return san.get_values_for_type(x509.DNSName)
+
+
+def san_dns_names(cert: x509.Certificate) -> list[str]:
+    """The first MAX_NAMES DNS names of the Subject Alternative Name extension, each bounded: for storage only."""
+    return [_bounded(n) for n in _all_san_dns_names(cert)[:MAX_NAMES]]
 
 
 def san_ip_addresses(cert: x509.Certificate) -> list[str]:
-    """IP addresses of the Subject Alternative Name extension."""
+    """Every IP address of the Subject Alternative Name extension (host matching judges on all of them)."""
     san = _extension_value(cert, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
     if not isinstance(san, x509.SubjectAlternativeName):
         return []
-    return [str(a) for a in san.get_values_for_type(x509.IPAddress)[:MAX_NAMES]]
+    return [str(a) for a in san.get_values_for_type(x509.IPAddress)]
 
 
 def ca_issuers_urls(cert: x509.Certificate) -> list[str]:
@@ -92,6 +99,37 @@ def ca_issuers_urls(cert: x509.Certificate) -> list[str]:
         for d in aia
         if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
         and isinstance(d.access_location, x509.UniformResourceIdentifier)
+    ][:MAX_NAMES]
+
+
+def ocsp_urls(cert: x509.Certificate) -> list[str]:
+    """AIA OCSP responder URLs."""
+    aia = _extension_value(cert, ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
+    if not isinstance(aia, x509.AuthorityInformationAccess):
+        return []
+    return [
+        _bounded(d.access_location.value)
+        for d in aia
+        if d.access_method == AuthorityInformationAccessOID.OCSP
+        and isinstance(d.access_location, x509.UniformResourceIdentifier)
+    ][:MAX_NAMES]
+
+
+def crl_urls(cert: x509.Certificate) -> list[str]:
+    """URLs of the CRL distribution points that hold the full CRL of the certificate's own issuer.
+
+    Points naming another CRL issuer (indirect CRLs) or only some revocation reasons are skipped:
+    one of them alone cannot say "not revoked".
+    """
+    points = _extension_value(cert, ExtensionOID.CRL_DISTRIBUTION_POINTS)
+    if not isinstance(points, x509.CRLDistributionPoints):
+        return []
+    return [
+        _bounded(name.value)
+        for point in points
+        if point.crl_issuer is None and point.reasons is None and point.full_name
+        for name in point.full_name
+        if isinstance(name, x509.UniformResourceIdentifier)
     ][:MAX_NAMES]
 
 
@@ -146,6 +184,20 @@ def _verify_legacy_signature(cert: x509.Certificate, issuer: x509.Certificate) -
     return True
 
 
+def find_issuer(cert: x509.Certificate, candidates: Sequence[x509.Certificate]) -> x509.Certificate | None:
+    """The first of (at most MAX_POOL) candidates whose name and key signed `cert`; None when none did.
+
+    A signature that cannot be checked counts as not signed: the caller then says it could not tell.
+    """
+    for candidate in candidates[:MAX_POOL]:
+        try:
+            if is_issued_by(cert, candidate):
+                return candidate
+        except SignatureCheckError:
+            continue
+    return None
+
+
 def is_self_signed(cert: x509.Certificate) -> bool:
     """Issuer equals subject and the certificate's own key verifies its signature."""
     return is_issued_by(cert, cert)
@@ -170,9 +222,16 @@ def describe(cert: x509.Certificate) -> CertificateInfo:
         signature_hash=algorithm.name if algorithm is not None else None,
         self_signed=is_self_signed(cert),
         san_dns=san_dns_names(cert),
+        san_dns_total=len(_all_san_dns_names(cert)),
         ca_issuers=ca_issuers_urls(cert),
-        pem=cert.public_bytes(Encoding.PEM).decode("ascii"),
+        pem=_stored_pem(cert),
     )
+
+
+def _stored_pem(cert: x509.Certificate) -> str:
+    if len(cert.public_bytes(Encoding.DER)) > MAX_PEM_DER_BYTES:
+        return ""
+    return cert.public_bytes(Encoding.PEM).decode("ascii")
 
 
 def _dns_match(pattern: str, host: str) -> bool:
@@ -185,11 +244,14 @@ def _dns_match(pattern: str, host: str) -> bool:
 
 
 def hostname_matches(cert: x509.Certificate, host: str) -> bool:
-    """Does the leaf certify `host`? Uses the SAN only, as browsers do (no Common Name fallback)."""
+    """Does the leaf certify `host`? Uses the SAN only, as browsers do (no Common Name fallback).
+
+    Judged on every name the certificate carries: only what is stored is bounded (`san_dns_names`).
+    """
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return any(_dns_match(name, host) for name in san_dns_names(cert))
+        return any(_dns_match(name, host) for name in _all_san_dns_names(cert))
     return str(address) in san_ip_addresses(cert)
 
 
@@ -214,6 +276,10 @@ class AnchorSet:
         own = self._fingerprints.get(cert.fingerprint(hashes.SHA256()))
         return list(dict.fromkeys(found + ([own] if own else [])))
 
+    def named_issuers(self, cert: x509.Certificate) -> list[x509.Certificate]:
+        """Anchors whose subject is `cert`'s issuer name (signatures not checked: see `find_issuer`)."""
+        return [anchor for _, anchor in self._by_subject.get(cert.issuer, [])]
+
 
 def load_pem_bundle(path: Path) -> list[x509.Certificate]:
     """All certificates of a PEM file."""
@@ -229,10 +295,36 @@ def standard_anchor_stores() -> tuple[tuple[str, tuple[x509.Certificate, ...]], 
     return tuple((store.name, tuple(load_pem_bundle(store.path))) for store in stores)
 
 
-def anchor_set(extra_pem_files: Iterable[Path]) -> AnchorSet:
+@dataclass(frozen=True)
+class ExtraAnchors:
+    """The inventory's extra trust stores as the collector could read them when the scan started."""
+
+    certificates: tuple[x509.Certificate, ...] = ()
+    pem: bytes = b""
+    """The usable stores' PEM text, one after the other (for sslyze's custom CA file)."""
+    errors: tuple[str, ...] = ()
+    """One line per store that could not be used, naming it: it changed after the inventory was checked."""
+
+
+def read_extra_anchors(paths: Iterable[Path]) -> ExtraAnchors:
+    """Read the extra trust stores; one that cannot be read or parsed is named in `errors`, never fatal."""
+    certificates: list[x509.Certificate] = []
+    pem, errors = bytearray(), []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+            certificates += x509.load_pem_x509_certificates(data)
+        except (OSError, ValueError) as exc:
+            text = " ".join(str(exc).split())[:200]
+            errors.append(f"trust store {path} unusable: {type(exc).__name__}: {text}")
+            continue
+        pem += data.strip() + b"\n"
+    return ExtraAnchors(tuple(certificates), bytes(pem), tuple(errors))
+
+
+def anchor_set(extra: Iterable[x509.Certificate]) -> AnchorSet:
     """Standard stores plus the inventory's extra trust anchors."""
-    extra = [cert for path in extra_pem_files for cert in load_pem_bundle(path)]
-    return AnchorSet([*standard_anchor_stores(), ("configured", extra)])
+    return AnchorSet([*standard_anchor_stores(), ("configured", list(extra))])
 
 
 def anchoring_stores(chain: Sequence[x509.Certificate], anchors: AnchorSet) -> list[str]:
@@ -240,8 +332,9 @@ def anchoring_stores(chain: Sequence[x509.Certificate], anchors: AnchorSet) -> l
 
     A breadth-first search with one visited set: each certificate is tried once, so a hostile server
     sending many mutually-issuing certificates costs n² signature checks at most, never n!.
-    SignatureCheckError when no path was found and some signature on the way could not be checked:
-    then "untrusted" is not known.
+    SignatureCheckError when no path was found and some signature on the way could not be checked, or
+    the search bounds (MAX_POOL certificates, MAX_CHAIN_DEPTH levels) were reached: then "untrusted" is
+    not known.
     """
     unknown: list[str] = []
     stores = _anchoring_stores(chain, anchors, unknown)
@@ -261,7 +354,10 @@ def _checked_issued_by(cert: x509.Certificate, issuer: x509.Certificate, unknown
 
 
 def _anchoring_stores(chain: Sequence[x509.Certificate], anchors: AnchorSet, unknown: list[str]) -> list[str]:
+    # The bounds limit the work a hostile chain costs; a path they may have cut off is "cannot tell", never "no".
     pool = list(chain[1 : MAX_POOL + 1])
+    if len(chain) - 1 > MAX_POOL:
+        unknown.append(f"the server sent {len(chain)} certificates; only the first {MAX_POOL + 1} were searched")
     leaf = chain[0]
     visited = {leaf.fingerprint(hashes.SHA256())}
     frontier = [leaf]
@@ -279,4 +375,5 @@ def _anchoring_stores(chain: Sequence[x509.Certificate], anchors: AnchorSet, unk
         if not next_frontier:
             return []
         frontier = next_frontier
+    unknown.append(f"no anchor within {MAX_CHAIN_DEPTH} intermediates; longer paths were not searched")
     return []

@@ -2,10 +2,15 @@
 
 Everything a portal sends is hostile input: redirects are followed by hand, a bounded number of
 hops, and only to the portal's own address or to public addresses (plus networks the inventory
-allows) — a redirect to 169.254.169.254 or 10.x is recorded, never followed. Bodies are capped,
-headers bounded, and any encoding is accepted (Vietnamese pages are often windows-1258 or UTF-8
-without a charset). TLS is not judged here (that is the TLS collector's job): certificates are not
-verified, but SNI and Host carry the portal's name while the connection goes to its address.
+allows) — a redirect to 169.254.169.254 or 10.x is recorded, never followed. Bodies are capped, and any
+encoding is accepted (Vietnamese pages are often windows-1258 or UTF-8 without a charset). TLS is not
+judged here (that is the TLS collector's job): certificates are not verified, but SNI and Host carry the
+portal's name while the connection goes to its address.
+
+Headers are judged whole and stored bounded: every header a check reads is kept with all its values,
+wherever it comes in the response, and the others only for the record. The one limit is the size of the
+whole response head; a server over it gets an incomplete observation that says so, never a header
+reported missing because it came late.
 """
 
 from __future__ import annotations
@@ -28,10 +33,17 @@ from collectors.netpolicy import AddressRefused, allowed_address, candidates
 from collectors.trustlabel import extract_badges
 from soc.core.clock import utcnow
 from soc.core.net import IPNetwork
-from soc.core.observations import HttpObservation, RedirectHop
+from soc.core.observations import JUDGED_HEADERS, HttpObservation, RedirectHop
 
-MAX_HEADERS = 100
+MAX_HEADER_BYTES = 100 * 1024
+"""The largest response head judged: httpcore's own limit (h11 refuses a longer head, though how much longer
+it reads first depends on network chunks), so this fixes the line at one place whatever the chunking."""
+MAX_OTHER_HEADERS = 100
+"""Header fields kept for the record besides the judged ones (which are kept whole)."""
 MAX_HEADER_VALUE = 1024
+"""Bound on each kept value of a header no check reads."""
+H11_HEAD_TOO_LONG = "Receive buffer too long"
+"""h11's message when a response head exceeds httpcore's limit."""
 MAX_TITLE = 300
 MAX_URL = 512
 MAX_MIXED = 50
@@ -43,6 +55,15 @@ USER_AGENT = "Mozilla/5.0 (compatible; SOC-DongNai-scanner/0.1; +https://soc.don
 
 class Refused(Exception):
     """A URL the collector will not request (scheme, address policy)."""
+
+
+class HeadTooLarge(httpx.HTTPError):
+    """A response head larger than MAX_HEADER_BYTES: not read whole, so not judged."""
+
+    def __init__(self, size: int | None = None) -> None:
+        sent = f"{size} bytes" if size is not None else "more than the HTTP client reads"
+        super().__init__(f"response headers too large to judge ({sent}; the collector's limit is "
+                         f"{MAX_HEADER_BYTES // 1024} KiB)")
 
 
 @dataclass(frozen=True)
@@ -73,13 +94,18 @@ class HttpScanConfig:
 class _Response:
     url: str
     status: int
-    headers: dict[str, list[str]]
+    fields: list[tuple[str, str]]
+    """Every header field as received, lower-case names, values whole (the head is at most MAX_HEADER_BYTES)."""
     body: bytes
+
+    def values(self, header: str) -> list[str]:
+        """Every value of a header (lower-case name), in order."""
+        return [value for name, value in self.fields if name == header]
 
     @property
     def location(self) -> str | None:
         """The first Location header, if any."""
-        values = self.headers.get("location")
+        values = self.values("location")
         return values[0] if values else None
 
 
@@ -87,11 +113,23 @@ def _bounded(text: str, limit: int = MAX_URL) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _headers(response: httpx.Response) -> dict[str, list[str]]:
-    headers: dict[str, list[str]] = {}
-    for name, value in response.headers.multi_items()[:MAX_HEADERS]:
-        headers.setdefault(name.lower(), []).append(_bounded(value, MAX_HEADER_VALUE))
-    return headers
+def kept_headers(fields: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """What an observation keeps of a response's header fields (lower-case names, in order): every value of
+    the judged headers whole, then the first MAX_OTHER_HEADERS other fields with bounded values."""
+    kept: dict[str, list[str]] = {}
+    others = 0
+    for name, value in fields:
+        if name in JUDGED_HEADERS:
+            kept.setdefault(name, []).append(value)
+        elif others < MAX_OTHER_HEADERS:
+            others += 1
+            kept.setdefault(name, []).append(_bounded(value, MAX_HEADER_VALUE))
+    return kept
+
+
+def _head_bytes(response: httpx.Response) -> int:
+    """Size of the response head as sent: the header lines (name, ': ', value, CRLF) and the status line."""
+    return len(response.reason_phrase) + 15 + sum(len(name) + len(value) + 4 for name, value in response.headers.raw)
 
 
 class HttpCollector:
@@ -161,11 +199,20 @@ class HttpCollector:
         request_url = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
         extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
         host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-        with self._slot(address), self._client.stream(
-            "GET", request_url, headers={"Host": host_header}, extensions=extensions
-        ) as reply:
-            body = read_body(reply, max_body, time.monotonic() + REQUEST_BUDGET * self.config.timeout)
-            return _Response(url=url, status=reply.status_code, headers=_headers(reply), body=body)
+        try:
+            with self._slot(address), self._client.stream(
+                "GET", request_url, headers={"Host": host_header}, extensions=extensions
+            ) as reply:
+                head_bytes = _head_bytes(reply)
+                if head_bytes > MAX_HEADER_BYTES:
+                    raise HeadTooLarge(head_bytes)
+                body = read_body(reply, max_body, time.monotonic() + REQUEST_BUDGET * self.config.timeout)
+                fields = [(name.lower(), value) for name, value in reply.headers.multi_items()]
+                return _Response(url=url, status=reply.status_code, fields=fields, body=body)
+        except httpx.RemoteProtocolError as exc:
+            if H11_HEAD_TOO_LONG in str(exc):
+                raise HeadTooLarge() from None
+            raise
 
     def _slot(self, address: str) -> threading.BoundedSemaphore:
         with self._lock:
@@ -226,10 +273,14 @@ class HttpCollector:
         except Refused as exc:
             obs.error = _bounded(f"redirect not followed: {exc}", 300)
             return
+        except HeadTooLarge as exc:  # our limit, not the portal's silence: said as such, nothing judged
+            obs.error = obs.headers_error = str(exc)
+            return
         except httpx.HTTPError as exc:
             obs.error = _bounded(f"{type(exc).__name__}: {exc}", 300)
             return
-        obs.final_url, obs.status, obs.headers = _bounded(url), response.status, response.headers
+        obs.final_url, obs.status = _bounded(url), response.status
+        obs.headers, obs.header_count = kept_headers(response.fields), len(response.fields)
         obs.body_bytes, obs.body_sha256 = len(response.body), hashlib.sha256(response.body).hexdigest()
         if not 200 <= response.status < 300:
             # An error or maintenance page is not the portal: judging it would resolve (or invent) findings.
@@ -238,7 +289,7 @@ class HttpCollector:
         self._read_page(response, obs)
 
     def _read_page(self, response: _Response, obs: HttpObservation) -> None:
-        text, obs.charset = decode_page(response.body, response.headers.get("content-type", []))
+        text, obs.charset = decode_page(response.body, response.values("content-type"))
         soup = BeautifulSoup(text, "html.parser")
         if soup.title and soup.title.string:
             title = unicodedata.normalize("NFC", " ".join(soup.title.string.split()))
@@ -254,7 +305,7 @@ class HttpCollector:
         except (Refused, httpx.HTTPError) as exc:
             obs.security_txt_error = _bounded(f"{type(exc).__name__}: {exc}", 300)
             return
-        content_type = " ".join(response.headers.get("content-type", [])).lower()
+        content_type = " ".join(response.values("content-type")).lower()
         obs.security_txt = (response.status == 200 and "text/plain" in content_type
                             and b"contact:" in response.body.lower())
 

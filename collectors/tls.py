@@ -24,6 +24,7 @@ from typing import Any
 from cryptography import x509
 
 from collectors.aia import AiaFetcher, AiaFetchError
+from collectors.bigcert import CLIENT_LIMIT_BYTES, BigCertificateError, ServerCertificates, read_certificates
 from collectors.certificates import (
     AnchorSet,
     SignatureCheckError,
@@ -31,11 +32,22 @@ from collectors.certificates import (
     anchoring_stores,
     ca_issuers_urls,
     describe,
+    find_issuer,
     hostname_matches,
+    read_extra_anchors,
 )
+from collectors.revocation import RevocationChecker, RevocationConfig, not_checked, unchecked_reason
 from soc.core.clock import utcnow
 from soc.core.net import IPNetwork
-from soc.core.observations import AcceptedCipher, ChainTrust, TlsObservation, Unreachable
+from soc.core.observations import (
+    AcceptedCipher,
+    ChainTrust,
+    OversizedCertificate,
+    Revocation,
+    RevocationStatus,
+    TlsObservation,
+    Unreachable,
+)
 
 CIPHER_COMMANDS = {
     "ssl_2_0_cipher_suites": "SSLv2",
@@ -86,6 +98,9 @@ class TlsScanConfig:
     probe_timeout: float = 4.0
     aia_timeout: float = 4.0
     aia_max_bytes: int = 65536
+    revocation_timeout: float = 3.0
+    """Seconds the revocation check of one portal may take (CRL and OCSP requests together)."""
+    crl_max_bytes: int = 2 * 1024 * 1024
 
 
 ProgressCallback = Callable[[str, TlsTarget], None]
@@ -98,6 +113,10 @@ class _Probe:
     address: str | None = None
     unreachable: Unreachable | None = None
     error: str | None = None
+    oversized: OversizedCertificate | None = None
+    """The certificate exceeds the client's limit: sslyze cannot scan this server."""
+    big_chain: ServerCertificates | None = None
+    """The oversized certificate message, read past the limit (TLS ≤ 1.2 only)."""
     started: float = field(default_factory=time.monotonic)
 
 
@@ -140,11 +159,34 @@ def probe(target: TlsTarget, timeout: float) -> _Probe:
             result.unreachable, result.error = Unreachable.RESET, "connection reset during the TLS handshake"
             return result
         result.unreachable, result.error = Unreachable.OTHER, _short(f"{type(exc).__name__}: {exc}")
+    if result.oversized is not None and result.unreachable is None:
+        _read_oversized(result, timeout)
     return result
 
 
+def _server_name(host: str) -> str | None:
+    return None if host.replace(".", "").isdigit() or ":" in host else host
+
+
+def _read_oversized(result: _Probe, timeout: float) -> None:
+    """Confirm a handshake message over the client's limit is the certificate, and read it past the limit."""
+    assert result.oversized is not None and result.address is not None
+    target = result.target
+    try:
+        big = read_certificates(result.address, target.port, _server_name(target.host), timeout)
+    except BigCertificateError as exc:  # e.g. TLS 1.3 only: the certificate is encrypted, its size unknown
+        result.oversized.message_bytes = exc.message_bytes
+        result.oversized.read_error = _short(str(exc))
+        return
+    if big.message_bytes <= CLIENT_LIMIT_BYTES:
+        result.oversized = None  # another message was too large: left to sslyze, which will say so
+        return
+    result.oversized.message_bytes = big.message_bytes
+    result.big_chain = big
+
+
 def _probe_handshake(sock: socket.socket, target: TlsTarget, result: _Probe) -> None:
-    server_name = None if target.host.replace(".", "").isdigit() or ":" in target.host else target.host
+    server_name = _server_name(target.host)
     try:
         with _probe_context().wrap_socket(sock, server_hostname=server_name, do_handshake_on_connect=False) as tls:
             tls.do_handshake()
@@ -156,6 +198,8 @@ def _probe_handshake(sock: socket.socket, target: TlsTarget, result: _Probe) -> 
     except ssl.SSLError as exc:
         if exc.reason in NOT_TLS_REASONS:
             result.unreachable, result.error = Unreachable.NOT_TLS, _short(f"not a TLS answer ({exc.reason})")
+        elif exc.reason == "EXCESSIVE_MESSAGE_SIZE":  # sslyze's client has the same limit and would fail too
+            result.oversized = OversizedCertificate(client_limit_bytes=CLIENT_LIMIT_BYTES)
         # other handshake failures: left to sslyze
 
 
@@ -210,23 +254,27 @@ class TlsCollector:
 
     def __init__(self, config: TlsScanConfig) -> None:
         self.config = config
-        self._anchors: AnchorSet = anchor_set(config.trust_stores)
+        extra = read_extra_anchors(config.trust_stores)
+        self._store_errors = extra.errors
+        self._anchors: AnchorSet = anchor_set(extra.certificates)
         self._aia = AiaFetcher(config.allowed_networks, config.aia_timeout, config.aia_max_bytes)
-        self._custom_ca_file = self._combined_trust_store(config.trust_stores)
+        self._revocation = RevocationChecker(RevocationConfig(
+            config.allowed_networks, config.revocation_timeout, config.crl_max_bytes))
+        self._custom_ca_file = self._combined_trust_store(extra.pem)
 
     @staticmethod
-    def _combined_trust_store(paths: Sequence[Path]) -> Path | None:
-        if not paths:
+    def _combined_trust_store(pem: bytes) -> Path | None:
+        if not pem:
             return None
         fd, name = tempfile.mkstemp(suffix=".pem", prefix="soc-anchors-")
         with open(fd, "wb") as handle:  # bytes: PEM files may carry UTF-8 comments
-            for path in paths:
-                handle.write(path.read_bytes().strip() + b"\n")
+            handle.write(pem)
         return Path(name)
 
     def close(self) -> None:
-        """Release the HTTP client and the temporary trust store file."""
+        """Release the HTTP clients and the temporary trust store file."""
         self._aia.close()
+        self._revocation.close()
         if self._custom_ca_file is not None:
             self._custom_ca_file.unlink(missing_ok=True)
 
@@ -237,7 +285,11 @@ class TlsCollector:
         workers = max(1, min(self.config.concurrent_portals, len(targets)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tls-probe") as pool:
             for result in pool.map(lambda t: probe(t, self.config.probe_timeout), targets):
-                if result.unreachable is None:
+                if result.unreachable is None and result.oversized is not None:
+                    notify("reachable", result.target)
+                    yield self._noting_store_errors(self._oversized(result))
+                    notify("scanned", result.target)
+                elif result.unreachable is None:
                     notify("reachable", result.target)
                     reachable.append(result)
                 else:
@@ -253,6 +305,28 @@ class TlsCollector:
             observed_at=utcnow(), duration_s=round(time.monotonic() - probe_result.started, 3),
             unreachable=kind, error=error,
         )
+
+    def _oversized(self, item: _Probe) -> TlsObservation:
+        """What can be known of a server whose certificate no TLS client accepts: sslyze cannot scan it."""
+        target, oversized = item.target, item.oversized
+        assert oversized is not None
+        obs = TlsObservation(portal_url=target.portal_url, host=target.host, port=target.port, address=item.address,
+                             observed_at=utcnow(), oversized_certificate=oversized)
+        obs.command_errors["sslyze"] = (
+            f"not scanned: the server's certificate exceeds the {CLIENT_LIMIT_BYTES} bytes TLS clients accept "
+            "(sslyze's too); protocols, cipher suites and vulnerabilities unknown")
+        big = item.big_chain
+        if big is None or not big.chain:
+            obs.command_errors["certificate_info"] = oversized.read_error or "certificate not readable"
+        else:
+            if big.version is not None:
+                obs.protocols[big.version] = True
+            try:
+                self._chain_facts(obs, big.chain)
+            except Exception as exc:  # as in _safe_observation: a surprise is recorded, never fatal to the run
+                obs.command_errors["collector"] = _short(f"{type(exc).__name__}: {exc}")
+        obs.duration_s = round(time.monotonic() - item.started, 3)
+        return obs
 
     def _sslyze(self, probes: Sequence[_Probe], notify: ProgressCallback) -> Iterator[TlsObservation]:
         import sslyze
@@ -290,7 +364,16 @@ class TlsCollector:
             else:
                 observation = self._safe_observation(item, result.scan_result)
             notify("scanned", item.target)
-            yield observation
+            yield self._noting_store_errors(observation)
+
+    def _noting_store_errors(self, obs: TlsObservation) -> TlsObservation:
+        """A configured trust store unusable since the inventory was checked: the observation is incomplete
+        (resolves nothing) and an unanchored chain gets no trust verdict — its anchor may be the one missing."""
+        if self._store_errors and obs.unreachable is None:
+            obs.command_errors["trust_stores"] = _short("; ".join(self._store_errors))
+            if obs.trust is not None and not obs.trust.anchored:
+                obs.trust = None
+        return obs
 
     def _safe_observation(self, item: _Probe, attempts: Any) -> TlsObservation:
         """Convert sslyze's result; a surprise in one portal's data is recorded, never fatal to the run."""
@@ -345,12 +428,40 @@ class TlsCollector:
             obs.command_errors["certificate_info"] = "no certificate received"
             return
         deployment = result.certificate_deployments[0]
-        chain: list[x509.Certificate] = list(deployment.received_certificate_chain)
-        obs.chain = [describe(cert) for cert in chain]
-        obs.hostname_matches = hostname_matches(chain[0], obs.host)
         obs.trusted_stores = [
             r.trust_store.name for r in deployment.path_validation_results if r.was_validation_successful
         ]
+        chain: list[x509.Certificate] = list(deployment.received_certificate_chain)
+        self._chain_facts(obs, chain)
+        obs.revocation = self._revocation_of(chain, obs, getattr(deployment, "ocsp_response", None))
+
+    def _revocation_of(self, chain: list[x509.Certificate], obs: TlsObservation, stapled: Any) -> Revocation:
+        """The leaf's revocation status, asked only of an anchored chain's issuer."""
+        why = unchecked_reason(obs.chain[0], obs.trust, obs.observed_at)
+        if why is not None:
+            return not_checked(why)
+        issuer = self._issuer(chain)
+        if issuer is None:
+            return Revocation(status=RevocationStatus.UNKNOWN, reason="issuer certificate not available")
+        return self._revocation.check(chain[0], issuer, stapled, obs.observed_at)
+
+    def _issuer(self, chain: list[x509.Certificate]) -> x509.Certificate | None:
+        """The leaf's issuer: sent, an anchor, or behind the leaf's caIssuers URL (cached by the AIA fetcher)."""
+        leaf = chain[0]
+        found = find_issuer(leaf, [*chain[1:], *self._anchors.named_issuers(leaf)])
+        for url in ca_issuers_urls(leaf)[:2] if found is None else []:
+            try:
+                found = find_issuer(leaf, self._aia.fetch(url))
+            except AiaFetchError:
+                continue
+            if found is not None:
+                break
+        return found
+
+    def _chain_facts(self, obs: TlsObservation, chain: list[x509.Certificate]) -> None:
+        """The sent chain's certificates, host-name match and anchoring (whoever read the chain)."""
+        obs.chain = [describe(cert) for cert in chain]
+        obs.hostname_matches = hostname_matches(chain[0], obs.host)
         try:
             obs.trust = self._anchor(chain, obs)
         except SignatureCheckError as exc:  # "cannot tell" is not "untrusted": no trust verdict, incomplete

@@ -7,12 +7,14 @@ with the file, the entry and the field, all problems at once, and nothing is hal
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import yaml
+from cryptography import x509
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -29,6 +31,10 @@ from soc.core.errors import problems as validation_problems
 from soc.core.files import atomic_write_text
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+MAX_TRUST_STORE_BYTES = 16 * 1024 * 1024
+"""A trust store larger than this is refused (every root store in use is well under 1 MiB)."""
+PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]{1,40})-----")
+PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.DOTALL)
 
 
 class InventoryError(ProblemsError):
@@ -158,7 +164,10 @@ class InventorySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     trust_stores: list[Path] = Field(default_factory=list)
-    """Extra trust anchors (PEM), added to the standard stores — government PKIs are often missing there."""
+    """Extra trust anchors (PEM), added to the standard stores — government PKIs are often missing there.
+
+    Each must be a readable PEM file holding at least one X.509 certificate, every CERTIFICATE block in it
+    parseable (see `trust_store_problem`); an expired anchor is still an anchor."""
     expiry_warning_days: Annotated[int, Field(ge=1, le=365)] = 30
     allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list)
     """Non-public networks the scanner may follow a portal's links into (AIA caIssuers URLs, redirects).
@@ -212,14 +221,65 @@ def _duplicates(kind: str, field: str, values: Iterable[str]) -> list[str]:
     return problems
 
 
+def trust_store_problem(path: Path) -> str | None:
+    """What makes `path` unusable as extra trust anchors, or None.
+
+    A trust store the scanner cannot use must never pass as "no extra anchors": every chain issued
+    under it would be reported untrusted. So the file must be readable PEM with at least one X.509
+    certificate, and every CERTIFICATE block must parse (one corrupt anchor silently missing is the
+    same false verdict). Acceptance is cryptography's loader, the one the TLS collector uses.
+    """
+    if not path.exists():
+        return "file not found"
+    if not path.is_file():
+        return "not a regular file"
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_TRUST_STORE_BYTES + 1)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or type(exc).__name__})"
+    if len(data) > MAX_TRUST_STORE_BYTES:
+        return f"larger than {MAX_TRUST_STORE_BYTES // (1024 * 1024)} MiB: not a trust store"
+    try:
+        x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        return _pem_problem(data, exc)
+    return None
+
+
+def _pem_problem(data: bytes, error: ValueError) -> str:
+    """Why cryptography refused a PEM bundle, in the operator's words."""
+    if not data.strip():
+        return "empty file: no CA certificate in it"
+    labels = {label.decode("ascii") for label in PEM_LABEL.findall(data)}
+    if not labels:
+        der = " (it looks like DER: convert it with `openssl x509 -inform der`)" if data[:1] == b"\x30" else ""
+        return f"not a PEM file: no '-----BEGIN …-----' block{der}"
+    if "CERTIFICATE" not in labels:
+        hint = " (convert OpenSSL's TRUSTED CERTIFICATE with `openssl x509`)" if "TRUSTED CERTIFICATE" in labels else ""
+        return f"no X.509 certificate in it (only {', '.join(sorted(labels))}){hint}"
+    for number, block in enumerate(PEM_CERTIFICATE.finditer(data), start=1):
+        try:
+            x509.load_pem_x509_certificate(block.group())
+        except ValueError as exc:
+            line = data.count(b"\n", 0, block.start()) + 1
+            return f"certificate {number} (line {line}) is not a valid X.509 certificate: {_short(exc)}"
+    return f"not a valid PEM certificate bundle: {_short(error)}"
+
+
+def _short(error: Exception) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= 160 else text[:159] + "…"
+
+
 def _resolve_paths(inventory: Inventory, base: Path, source: str) -> Inventory:
     def resolve(path: Path) -> Path:
         return path if path.is_absolute() else (base / path).resolve()
 
     settings = inventory.settings
     trust_stores = [resolve(p) for p in settings.trust_stores]
-    problems = [f"{source}: settings.trust_stores[{i}]: file not found: {p}"
-                for i, p in enumerate(trust_stores) if not p.is_file()]
+    problems = [f"{source}: settings.trust_stores[{i}]: {problem}: {p}"
+                for i, p in enumerate(trust_stores) if (problem := trust_store_problem(p)) is not None]
     label = settings.trustlabel
     snapshot = resolve(label.snapshot) if label.snapshot else None
     if snapshot is not None and not snapshot.is_file():

@@ -78,6 +78,9 @@ class Observation(BaseModel):
     observed_at: datetime
     complete: bool
     """True when every probe of the collector gave an answer; only complete observations resolve findings."""
+    unjudged: list[str] = Field(default_factory=list)
+    """Check ids (or prefixes ending in '.') this observation could not judge even though complete
+    (a revocation responder down, say): their unseen findings are left as they are."""
     data: dict[str, Any] = Field(default_factory=dict)
 
 

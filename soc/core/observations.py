@@ -57,9 +57,13 @@ class CertificateInfo(BaseModel):
     """Hash of the signature algorithm (sha256, sha1, md5…); None for Ed25519 and unknowns."""
     self_signed: bool
     san_dns: list[str] = Field(default_factory=list)
+    """The first 100 DNS names of the SAN (storage is bounded; host matching used every name)."""
+    san_dns_total: int = 0
+    """How many DNS names the SAN carries in all."""
     ca_issuers: list[str] = Field(default_factory=list)
     """AIA caIssuers URLs (untrusted text; fetched only under the collector's rules)."""
     pem: str
+    """The certificate in PEM; empty when it is larger than 64 KiB (storage is bounded, `sha256` names it)."""
 
 
 class ChainTrust(BaseModel):
@@ -77,6 +81,58 @@ class ChainTrust(BaseModel):
     aia_error: str | None = None
     anchored_with_aia: bool | None = None
     """None when AIA completion was not attempted (chain already anchored, or no AIA URL)."""
+
+
+class RevocationStatus(StrEnum):
+    """What the revocation check learned about the leaf certificate."""
+
+    GOOD = "good"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+    """A source was tried and gave no usable answer (responder down, bad signature, stale or oversized CRL)."""
+    NOT_CHECKED = "not_checked"
+    """Nothing to ask, or no point asking (no CRL/OCSP URL, chain not anchored, certificate expired)."""
+
+
+class RevocationMethod(StrEnum):
+    """Where a revocation answer came from."""
+
+    OCSP_STAPLED = "ocsp_stapled"
+    CRL = "crl"
+    OCSP = "ocsp"
+
+
+REVOCATION_CHECK = "tls.cert.revoked"
+"""The check an unknown revocation status leaves unjudged."""
+
+
+class Revocation(BaseModel):
+    """The revocation status of the leaf and how it was learned (every text bounded by the collector)."""
+
+    status: RevocationStatus
+    method: RevocationMethod | None = None
+    """The source of a good/revoked verdict; for unknown, the last source tried; None when none was tried."""
+    url: str | None = None
+    """The CRL or OCSP URL of that source (None for a stapled response)."""
+    reason: str | None = None
+    """Why the status is unknown or not checked, e.g. 'no CRL or OCSP URL', 'responder unreachable'."""
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
+    """The CRL/OCSP reason code when the CA gave one, e.g. 'keyCompromise'."""
+    attempts: list[str] = Field(default_factory=list)
+    """One line per source tried that gave no verdict (method, URL, why), in order."""
+
+
+class OversizedCertificate(BaseModel):
+    """The server's certificate message is larger than common TLS clients accept (OpenSSL, BoringSSL: 100 KiB)."""
+
+    client_limit_bytes: int
+    """The limit that refused it (OpenSSL's default max_cert_list, which sslyze's client shares)."""
+    message_bytes: int | None = None
+    """Size of the Certificate handshake message, read with the collector's own bounded reader; None when unread."""
+    read_error: str | None = None
+    """Why the certificate could not be read past the limit (e.g. the server speaks only TLS 1.3, where it is
+    encrypted)."""
 
 
 class TlsObservation(BaseModel):
@@ -105,6 +161,10 @@ class TlsObservation(BaseModel):
     compression: bool | None = None
     secure_renegotiation: bool | None = None
     fallback_scsv: bool | None = None
+    oversized_certificate: OversizedCertificate | None = None
+    """Set when the certificate exceeds the client's limit: sslyze cannot scan such a server at all."""
+    revocation: Revocation | None = None
+    """None when no certificate was received."""
     command_errors: dict[str, str] = Field(default_factory=dict)
     """Probe name → error, for probes that did not give an answer."""
 
@@ -112,6 +172,13 @@ class TlsObservation(BaseModel):
     def complete(self) -> bool:
         """Reachable and every probe answered: only then may absent findings be resolved."""
         return self.unreachable is None and not self.command_errors
+
+    @property
+    def unjudged(self) -> tuple[str, ...]:
+        """Checks this observation cannot judge even when complete: an unknown revocation status resolves nothing."""
+        if self.revocation is not None and self.revocation.status is RevocationStatus.UNKNOWN:
+            return (REVOCATION_CHECK,)
+        return ()
 
 
 class RedirectHop(BaseModel):
@@ -160,6 +227,14 @@ class TrustLabelStatus(BaseModel):
     error: str | None = None
 
 
+JUDGED_HEADERS: frozenset[str] = frozenset({
+    "strict-transport-security", "content-security-policy", "x-frame-options", "x-content-type-options",
+    "referrer-policy", "server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version", "x-generator",
+})
+"""Response headers the HTTP checks read. The collector keeps every value of these whole, wherever they come in
+the response (bounded only by the whole head's size limit); a check may read no other header."""
+
+
 class HttpObservation(BaseModel):
     """What the HTTP collector saw of one portal: the redirect chain, the homepage, security.txt."""
 
@@ -177,7 +252,12 @@ class HttpObservation(BaseModel):
     final_url: str | None = None
     status: int | None = None
     headers: dict[str, list[str]] = Field(default_factory=dict)
-    """Response headers of the https homepage, lower-case names, values bounded."""
+    """Response headers of the https homepage, lower-case names: every value of the `JUDGED_HEADERS` whole,
+    then the first other fields with bounded values (for the record; no check reads those)."""
+    header_count: int = 0
+    """How many header fields the homepage sent (all judged, however few `headers` keeps)."""
+    headers_error: str | None = None
+    """Why the homepage's headers were not judged (a response head over the collector's size limit)."""
     error: str | None = None
     """Why the https homepage could not be read (then the page checks cannot run)."""
     charset: str | None = None
@@ -192,8 +272,9 @@ class HttpObservation(BaseModel):
 
     @property
     def complete(self) -> bool:
-        """The homepage was read and the redirect and security.txt probes answered."""
-        return (self.error is None and self.redirect_error is None and self.security_txt is not None)
+        """The homepage was read and its headers judged, and the redirect and security.txt probes answered."""
+        return (self.error is None and self.headers_error is None and self.redirect_error is None
+                and self.security_txt is not None)
 
 
 class LabelObservation(BaseModel):

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     )
     aia_timeout: float = Field(default=4.0, gt=0, le=30, description="Seconds to fetch an AIA intermediate.")
     aia_max_bytes: int = Field(default=65536, ge=1024, description="Size cap of a fetched AIA certificate.")
+    revocation_timeout: float = Field(
+        default=3.0, gt=0, le=30, description="Seconds the revocation check of one portal may take (CRL + OCSP)."
+    )
+    crl_max_bytes: int = Field(default=2 * 1024 * 1024, ge=4096, description="Size cap of a fetched CRL.")
     http_timeout: float = Field(default=10.0, gt=0, le=120, description="Seconds per HTTP request.")
     http_max_redirects: int = Field(default=5, ge=0, le=20, description="Redirect hops followed at most.")
     http_max_body: int = Field(default=1024 * 1024, ge=4096, description="Bytes of a homepage read at most.")

@@ -2,7 +2,8 @@
 
 open ──(triage)──► acknowledged / false positive / risk accepted / resolved
   ▲                       │ (a complete observation of the same collector no longer sees it)
-  └── reopened ◄── resolved ◄─┘  (false positives are never auto-resolved)
+  └── reopened ◄── resolved ◄─┘  (false positives are never auto-resolved; nor is a check the
+                                   observation says it could not judge, see `unjudged_checks`)
 
 A backend asks these functions what to do and only carries it out, so SQLite and the search backend
 can never disagree on when a finding opens, stays open, reopens or resolves.
@@ -70,9 +71,23 @@ def resolving_prefixes(observations: Sequence[Observation]) -> tuple[str, ...]:
     return tuple(sorted(prefixes))
 
 
-def resolves(check_id: str, status: FindingStatus, prefixes: Sequence[str]) -> bool:
-    """A stored finding not seen now is resolved: its check is spoken for and its status allows it."""
-    return status in AUTO_RESOLVABLE and check_id.startswith(tuple(prefixes))
+def unjudged_checks(observations: Sequence[Observation]) -> tuple[str, ...]:
+    """Check ids (or '.'-ending prefixes) some observation could not judge: their unseen findings stay as they are.
+
+    A complete observation may still miss one answer that is not its collector's whole verdict (the TLS
+    collector reached the portal but not its certificate's revocation responder): that check resolves nothing.
+    """
+    return tuple(sorted({entry for o in observations for entry in o.unjudged}))
+
+
+def _names(check_id: str, entry: str) -> bool:
+    return check_id == entry or (entry.endswith(".") and check_id.startswith(entry))
+
+
+def resolves(check_id: str, status: FindingStatus, prefixes: Sequence[str], unjudged: Sequence[str] = ()) -> bool:
+    """A stored finding not seen now is resolved: its check is spoken for, judged, and its status allows it."""
+    return (status in AUTO_RESOLVABLE and check_id.startswith(tuple(prefixes))
+            and not any(_names(check_id, entry) for entry in unjudged))
 
 
 def check_portal(portal_url: str, observations: Sequence[Observation], findings: Sequence[Finding]) -> None:
@@ -85,3 +100,9 @@ def check_portal(portal_url: str, observations: Sequence[Observation], findings:
         if observation.observed_at.utcoffset() is None:
             raise ValueError(f"observation {observation.collector!r} has a naive observed_at")
     resolving_prefixes(observations)  # an unknown collector is refused before anything is written
+    for observation in observations:
+        own = check_prefixes(observation.collector)
+        foreign_checks = [entry for entry in observation.unjudged if not entry.startswith(own)]
+        if foreign_checks:
+            raise ValueError(f"observation {observation.collector!r} leaves {foreign_checks} unjudged: "
+                             f"not its checks ({', '.join(own)})")

@@ -145,7 +145,7 @@ class PortalLab:
         pki_dir = self.workdir / "pki"
         pki = LabPKI(pki_dir)
         dh_params = write_dh1024_params(pki_dir / "dh1024.pem")
-        self._aia = AIAServer(aia_address(self.base_address), pki.intermediate_der)
+        self._aia = AIAServer(aia_address(self.base_address), pki.intermediate_der, pki.revocation)
         self._aia.start()
         self._registry = RegistryServer(registry_address(self.base_address))
         self._registry.start()
@@ -199,7 +199,9 @@ class PortalLab:
         """The connection handler of a case (TLS cases get their certificate issued here)."""
         if spec.behaviour is not Behaviour.TLS:
             return _BROKEN_HANDLERS[spec.behaviour]
-        files = pki.issue_leaf(spec.leaf, host, self.aia_url, send_issuer=spec.tls.send_issuer)
+        assert self._aia is not None
+        files = pki.issue_leaf(spec.leaf, host, self.aia_url, send_issuer=spec.tls.send_issuer,
+                               revocation_base=self._aia.base_url)
         context = server_context(spec.tls, files, dh_params if spec.tls.dh1024 else None)
         return tls_handler(context, https_responder(host, spec.description, spec.http, slug))
 

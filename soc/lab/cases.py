@@ -24,6 +24,10 @@ UNEXPECTED_LAB_PORT = 8081
 LEGACY_CIPHERS = "ECDHE+AES:@SECLEVEL=0"
 NULL_ANON_STATIC_RSA_CIPHERS = "ECDHE+AESGCM:NULL-SHA256:AECDH-AES128-SHA:AES128-GCM-SHA256:@SECLEVEL=0"
 DHE_CIPHERS = "DHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0"
+MANY_SANS = 500
+"""Names in the many_sans certificate (more than the 100 the observation stores)."""
+OVERSIZED_SANS = 6000
+"""Names in the cert_too_large certificate: a Certificate message of ~330 KB."""
 UNREACHABLE = frozenset({"tls.unreachable", "http.unreachable"})
 """A portal that never completes a TLS handshake: neither TLS nor the homepage can be assessed."""
 
@@ -103,6 +107,11 @@ def _without(*names: str) -> dict[str, str]:
     return {k: v for k, v in GOOD_HEADERS.items() if k not in names}
 
 
+MANY_HEADERS = 150
+"""Harmless headers the many_headers case sends before its security headers."""
+FILLER_HEADERS: dict[str, str] = {f"X-Lab-Filler-{i:03d}": f"harmless value {i}" for i in range(MANY_HEADERS)}
+
+
 def _broken(name: str, behaviour: Behaviour, description: str) -> CaseSpec:
     """A case that never completes a TLS handshake."""
     return CaseSpec(name, UNREACHABLE, description, behaviour)
@@ -149,6 +158,18 @@ CASE_SPECS: tuple[CaseSpec, ...] = (
         tls=TLSProfile(send_issuer=False),
     ),
     _tls(
+        "revoked",
+        {"tls.cert.revoked"},
+        "Certificate revoked by the issuing CA (on the CA's CRL)",
+        leaf=LeafSpec(revoked=True),
+    ),
+    _tls(
+        "revoked_ocsp",
+        {"tls.cert.revoked"},
+        "Certificate revoked, known from the CA's OCSP responder (no CRL distribution point)",
+        leaf=LeafSpec(revoked=True, crl=False, ocsp=True),
+    ),
+    _tls(
         "rsa1024",
         {"tls.cert.weak_key"},
         "Weak 1024-bit RSA key",
@@ -161,6 +182,25 @@ CASE_SPECS: tuple[CaseSpec, ...] = (
         "Certificate signed with SHA-1",
         leaf=LeafSpec(hash_name="sha1"),
         tls=TLSProfile(ciphers=_LEGACY),
+    ),
+    _tls(
+        "md5_leaf",
+        {"tls.cert.weak_signature"},
+        "Certificate signed with MD5 by the trusted issuing CA",
+        leaf=LeafSpec(hash_name="md5"),
+        tls=TLSProfile(ciphers=_LEGACY),
+    ),
+    _tls(
+        "many_sans",
+        set(),
+        f"Certificate with {MANY_SANS} names, the portal's own name last",
+        leaf=LeafSpec(extra_sans=MANY_SANS - 1),
+    ),
+    _tls(
+        "cert_too_large",
+        {"tls.cert.oversized", "http.unreachable"},
+        f"Certificate of ~330 KB ({OVERSIZED_SANS} names): over the 100 KiB TLS clients accept",
+        leaf=LeafSpec(extra_sans=OVERSIZED_SANS - 1),
     ),
     _tls(
         "legacy_tls",
@@ -206,6 +246,8 @@ CASE_SPECS: tuple[CaseSpec, ...] = (
     _tls("http_mixed_content", {"http.mixed_content"}, "HTTPS page loads a script and a stylesheet over http://",
          http=HttpProfile(extra_body='<script src="http://cdn.lab.soc.test/app.js"></script>'
                                      '<link rel="stylesheet" href="http://cdn.lab.soc.test/site.css">')),
+    _tls("many_headers", set(), f"{MANY_HEADERS} harmless headers before the (good) security headers",
+         http=HttpProfile(headers={**FILLER_HEADERS, **GOOD_HEADERS})),
     _tls("label_missing", {"trustlabel.missing"}, "No Tín nhiệm mạng badge", http=HttpProfile(badge=Badge.NONE)),
     _tls("label_other_domain", {"trustlabel.domain_mismatch"}, "Badge issued for another site",
          http=HttpProfile(badge=Badge.OTHER)),

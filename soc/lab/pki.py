@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dh, padding, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from soc.lab.revocation import LabRevocation, crl_path, ocsp_path
+
 ROOT_CA_NAME = "SOC Lab Root CA"
 ISSUING_CA_NAME = "SOC Lab Issuing CA"
 UNTRUSTED_ROOT_NAME = "Untrusted Lab Root"
@@ -34,10 +36,16 @@ OAKLEY_GROUP2_PRIME = int(
 """RFC 2409 §6.2 Oakley group 2: the 1024-bit MODP prime (generator 2)."""
 
 _SHA256_WITH_RSA = bytes.fromhex("300d06092a864886f70d01010b0500")
-_SHA1_WITH_RSA = bytes.fromhex("300d06092a864886f70d0101050500")
+_LEGACY_WITH_RSA = {
+    "sha1": (bytes.fromhex("300d06092a864886f70d0101050500"), hashes.SHA1()),
+    "md5": (bytes.fromhex("300d06092a864886f70d0101040500"), hashes.MD5()),
+}
+"""AlgorithmIdentifiers (sha1/md5WithRSAEncryption, NULL parameters) and their hashes."""
 
 Issuer = Literal["intermediate", "untrusted_root", "self"]
-HashName = Literal["sha256", "sha1"]
+CA_NAMES: dict[str, str] = {"intermediate": "issuing-ca", "untrusted_root": "untrusted-root"}
+"""Each issuing CA's name in its CRL and OCSP paths (/crl/issuing-ca.crl, /ocsp/issuing-ca)."""
+HashName = Literal["sha256", "sha1", "md5"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,14 @@ class LeafSpec:
     not_after_days: int = 365
     san: str | None = None
     """dNSName to put in the SAN instead of the case host (wrong_host)."""
+    extra_sans: int = 0
+    """Other sites' dNSNames put before the case host in the SAN (a shared-hosting certificate)."""
+    revoked: bool = False
+    """The issuing CA has revoked the leaf: it is on the CA's CRL and its OCSP responder says so."""
+    crl: bool = True
+    """The leaf names its CA's CRL (a CRL distribution point)."""
+    ocsp: bool = False
+    """The leaf names its CA's OCSP responder (AIA id-ad-ocsp)."""
 
 
 @dataclass(frozen=True)
@@ -104,21 +120,22 @@ def _der_bounds(data: bytes, offset: int) -> tuple[int, int]:
     return start, start + length
 
 
-def _resign_sha1(cert: x509.Certificate, key: rsa.RSAPrivateKey) -> x509.Certificate:
-    """Re-sign a sha256WithRSAEncryption certificate with sha1WithRSAEncryption.
+def _resign(cert: x509.Certificate, key: rsa.RSAPrivateKey, hash_name: HashName) -> x509.Certificate:
+    """Re-sign a sha256WithRSAEncryption certificate with sha1- or md5WithRSAEncryption.
 
-    `cryptography` no longer signs certificates with SHA-1, so the TBS part is reused with its
+    `cryptography` no longer signs certificates with SHA-1 or MD5, so the TBS part is reused with its
     signature AlgorithmIdentifier (after version and serial) swapped, and signed by hand.
     """
+    algorithm, digest = _LEGACY_WITH_RSA[hash_name]
     tbs = cert.tbs_certificate_bytes
     inner, _ = _der_bounds(tbs, 0)
     _, after_version = _der_bounds(tbs, inner)
     _, after_serial = _der_bounds(tbs, after_version)
     if tbs[after_serial : after_serial + len(_SHA256_WITH_RSA)] != _SHA256_WITH_RSA:
         raise ValueError("expected a sha256WithRSAEncryption TBS certificate")
-    tbs = tbs[:after_serial] + _SHA1_WITH_RSA + tbs[after_serial + len(_SHA256_WITH_RSA) :]
-    signature = key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())
-    der = _der(0x30, tbs + _SHA1_WITH_RSA + _der(0x03, b"\x00" + signature))
+    tbs = tbs[:after_serial] + algorithm + tbs[after_serial + len(_SHA256_WITH_RSA) :]
+    signature = key.sign(tbs, padding.PKCS1v15(), digest)
+    der = _der(0x30, tbs + algorithm + _der(0x03, b"\x00" + signature))
     return x509.load_der_x509_certificate(der)
 
 
@@ -134,15 +151,34 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _aia(url: str) -> x509.AuthorityInformationAccess:
-    """An AIA extension with one caIssuers URL."""
-    access = x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(url))
-    return x509.AuthorityInformationAccess([access])
+def _aia(ca_issuers: str | None, ocsp_url: str | None = None) -> x509.AuthorityInformationAccess:
+    """An AIA extension with a caIssuers URL and/or an OCSP responder URL."""
+    access = [
+        x509.AccessDescription(method, x509.UniformResourceIdentifier(url))
+        for method, url in ((AuthorityInformationAccessOID.CA_ISSUERS, ca_issuers),
+                            (AuthorityInformationAccessOID.OCSP, ocsp_url))
+        if url is not None
+    ]
+    return x509.AuthorityInformationAccess(access)
+
+
+def _crl_distribution_point(url: str) -> x509.CRLDistributionPoints:
+    """A CRL distribution point extension with one full-CRL URL."""
+    point = x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)
+    return x509.CRLDistributionPoints([point])
 
 
 def _leaf_subject(spec: LeafSpec, host: str) -> x509.Name:
     """The subject of a leaf for `host` (also its issuer when self-signed)."""
     return _name(spec.san or host)
+
+
+def _san_names(spec: LeafSpec, dns_name: str) -> list[x509.GeneralName]:
+    """The leaf's SAN: `extra_sans` other sites first, then its own name (last, as hosting panels append it)."""
+    others: list[x509.GeneralName] = [
+        x509.DNSName(f"site-{index:05d}.shared-hosting.{dns_name}") for index in range(spec.extra_sans)
+    ]
+    return [*others, x509.DNSName(dns_name)]
 
 
 def write_dh1024_params(path: Path) -> Path:
@@ -169,6 +205,10 @@ class LabPKI:
         self.trust_store_path.write_bytes(_pem(self.root.cert))
         (directory / "issuing-ca.pem").write_bytes(_pem(self.intermediate.cert))
         (directory / "untrusted-root.pem").write_bytes(_pem(self.untrusted_root.cert))
+        self.revocation = LabRevocation()
+        """The CAs' CRLs and OCSP responder, served by the lab's AIA server."""
+        self.revocation.add_ca(CA_NAMES["intermediate"], self.intermediate.cert, self.intermediate.key)
+        self.revocation.add_ca(CA_NAMES["untrusted_root"], self.untrusted_root.cert, self.untrusted_root.key)
 
     @property
     def intermediate_der(self) -> bytes:
@@ -255,7 +295,7 @@ class LabPKI:
             .serial_number(x509.random_serial_number())
             .not_valid_before(self._now + timedelta(days=spec.not_before_days))
             .not_valid_after(self._now + timedelta(days=spec.not_after_days))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(_san_names(spec, dns_name)), critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
@@ -275,8 +315,8 @@ class LabPKI:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         )
 
-    def _sign_leaf(self, spec: LeafSpec, host: str, aia_url: str) -> x509.Certificate:
-        """Build and sign the leaf certificate described by `spec`."""
+    def _sign_leaf(self, spec: LeafSpec, host: str, aia_url: str, revocation_base: str | None) -> x509.Certificate:
+        """Build and sign the leaf certificate described by `spec` (CRL and OCSP URLs under `revocation_base`)."""
         key, _ = self.leaf_key(spec.key_bits)
         builder = self._leaf_builder(spec, host, key)
         signer = self._signer(spec)
@@ -287,14 +327,27 @@ class LabPKI:
             builder = builder.issuer_name(signer.cert.subject).add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.key.public_key()), critical=False
             )
-        if signer is self.intermediate:
-            builder = builder.add_extension(_aia(aia_url), critical=False)
+        ca = CA_NAMES.get(spec.issuer)
+        ocsp_url = f"{revocation_base}{ocsp_path(ca)}" if ca and revocation_base and spec.ocsp else None
+        if signer is self.intermediate or ocsp_url is not None:
+            builder = builder.add_extension(_aia(aia_url if signer is self.intermediate else None, ocsp_url),
+                                            critical=False)
+        if ca and revocation_base and spec.crl:
+            builder = builder.add_extension(_crl_distribution_point(f"{revocation_base}{crl_path(ca)}"),
+                                            critical=False)
         cert = builder.sign(signing_key, hashes.SHA256())
-        return _resign_sha1(cert, signing_key) if spec.hash_name == "sha1" else cert
+        return cert if spec.hash_name == "sha256" else _resign(cert, signing_key, spec.hash_name)
 
-    def issue_leaf(self, spec: LeafSpec, host: str, aia_url: str, send_issuer: bool = True) -> LeafFiles:
-        """Issue a leaf for `host` and write the chain the server sends (leaf, then its issuer)."""
-        leaf = self._sign_leaf(spec, host, aia_url)
+    def issue_leaf(self, spec: LeafSpec, host: str, aia_url: str, send_issuer: bool = True,
+                   revocation_base: str | None = None) -> LeafFiles:
+        """Issue a leaf for `host` and write the chain the server sends (leaf, then its issuer).
+
+        With `revocation_base` (the AIA server's http://address:port) a CA-issued leaf names its CA's CRL
+        (and OCSP responder when the spec asks) there, and is registered with its CA's revocation services.
+        """
+        leaf = self._sign_leaf(spec, host, aia_url, revocation_base)
+        if spec.issuer in CA_NAMES:
+            self.revocation.register(CA_NAMES[spec.issuer], leaf, revoked=spec.revoked)
         chain = _pem(leaf)
         signer = self._signer(spec)
         if send_issuer and signer is not None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from soc.lab.cases import TLSProfile
 from soc.lab.pki import AIA_PATH, LeafFiles
+from soc.lab.revocation import LabRevocation
 
 HANDSHAKE_TIMEOUT = 5.0
 REQUEST_TIMEOUT = 5.0
@@ -331,33 +332,50 @@ class QuietHTTPServer(ThreadingHTTPServer):
         """Ignore broken client connections."""
 
 
-def _aia_handler_class(der: bytes) -> type[BaseHTTPRequestHandler]:
-    """A request handler serving `der` at AIA_PATH (application/pkix-cert) and 404 elsewhere."""
+def _aia_handler_class(der: bytes, revocation: LabRevocation | None = None) -> type[BaseHTTPRequestHandler]:
+    """A request handler serving `der` at AIA_PATH (application/pkix-cert), the CAs' CRLs and OCSP; 404 elsewhere."""
 
     class AIAHandler(BaseHTTPRequestHandler):
-        """Serves the issuing CA certificate."""
+        """Serves the issuing CA certificate, the CRLs and the OCSP responder."""
 
         timeout = HANDSHAKE_TIMEOUT
 
         def do_GET(self) -> None:
-            """Serve the certificate (or 404)."""
+            """Serve the certificate or a CRL (or 404)."""
             self._answer(with_body=True)
 
         def do_HEAD(self) -> None:
             """Headers only."""
             self._answer(with_body=False)
 
+        def do_POST(self) -> None:
+            """Answer an OCSP request (or 404); the request body is bounded."""
+            length = int(self.headers.get("Content-Length") or 0)
+            if revocation is None or not 0 < length <= MAX_REQUEST_BYTES:
+                self.send_error(404 if revocation is None else 413)
+                return
+            answer = revocation.post(self.path.split("?", 1)[0], self.rfile.read(length))
+            self._send(answer, with_body=True)
+
         def _answer(self, with_body: bool) -> None:
-            """200 with the DER certificate at AIA_PATH, 404 anywhere else."""
-            if self.path.split("?", 1)[0] != AIA_PATH:
+            """200 with the DER certificate at AIA_PATH or a CRL, 404 anywhere else."""
+            path = self.path.split("?", 1)[0]
+            if path == AIA_PATH:
+                self._send(("application/pkix-cert", der), with_body)
+            else:
+                self._send(revocation.get(path) if revocation is not None else None, with_body)
+
+        def _send(self, answer: tuple[str, bytes] | None, with_body: bool) -> None:
+            if answer is None:
                 self.send_error(404)
                 return
+            content_type, body = answer
             self.send_response(200)
-            self.send_header("Content-Type", "application/pkix-cert")
-            self.send_header("Content-Length", str(len(der)))
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if with_body:
-                self.wfile.write(der)
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Log nothing."""
@@ -366,13 +384,13 @@ def _aia_handler_class(der: bytes) -> type[BaseHTTPRequestHandler]:
 
 
 class AIAServer:
-    """The lab's caIssuers endpoint: serves the issuing CA in DER over plain HTTP."""
+    """The lab's caIssuers endpoint (the issuing CA in DER over plain HTTP), with the CAs' CRLs and OCSP."""
 
-    def __init__(self, address: str, der: bytes) -> None:
+    def __init__(self, address: str, der: bytes, revocation: LabRevocation | None = None) -> None:
         """Bind an ephemeral port on `address` (loopback only)."""
         require_loopback(address)
         try:
-            self._httpd = QuietHTTPServer((address, 0), _aia_handler_class(der))
+            self._httpd = QuietHTTPServer((address, 0), _aia_handler_class(der, revocation))
         except OSError as err:
             raise LabError(f"cannot listen on {address}: {err.strerror or err}") from err
         self.address = address
@@ -384,7 +402,12 @@ class AIAServer:
     @property
     def url(self) -> str:
         """The caIssuers URL put into leaves issued by the intermediate."""
-        return f"http://{self.address}:{self.port}{AIA_PATH}"
+        return f"{self.base_url}{AIA_PATH}"
+
+    @property
+    def base_url(self) -> str:
+        """http://address:port of the server (CRL and OCSP URLs start with it)."""
+        return f"http://{self.address}:{self.port}"
 
     def start(self) -> None:
         """Serve in a background thread."""

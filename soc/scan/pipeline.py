@@ -114,7 +114,8 @@ def _envelope(collector: str, item: BaseModel) -> Observation:
     """The stored form of a typed observation (its JSON, with the collector and completeness)."""
     return Observation(collector=collector, portal_url=getattr(item, "portal_url"),  # noqa: B009
                        observed_at=getattr(item, "observed_at"),  # noqa: B009 - every observation has both
-                       complete=bool(getattr(item, "complete", False)), data=item.model_dump(mode="json"))
+                       complete=bool(getattr(item, "complete", False)),
+                       unjudged=list(getattr(item, "unjudged", ())), data=item.model_dump(mode="json"))
 
 
 def _guard(job: ScanJob, name: str, runner: Runner) -> None:

@@ -38,6 +38,8 @@ def tls_config(inventory: Inventory, settings: Settings, portals: list[Portal]) 
         probe_timeout=settings.probe_timeout,
         aia_timeout=settings.aia_timeout,
         aia_max_bytes=settings.aia_max_bytes,
+        revocation_timeout=settings.revocation_timeout,
+        crl_max_bytes=settings.crl_max_bytes,
     )
 
 

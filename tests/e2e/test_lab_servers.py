@@ -21,6 +21,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from soc.lab import CASE_NAMES, LabCase, LabError, PortalLab
@@ -212,6 +213,18 @@ def test_weak_key_and_weak_signature(lab: PortalLab) -> None:
     verifying_legacy.set_ciphers(LEGACY_CLIENT_CIPHERS)
     with tls_to(lab.case("sha1_leaf"), verifying_legacy) as tls:
         assert tls.version() == "TLSv1.3"
+    md5 = peer_cert(lab.case("md5_leaf"))
+    assert isinstance(md5.signature_hash_algorithm, hashes.MD5)
+    assert md5.issuer == peer_cert(lab.case("good")).issuer  # the trusted issuing CA signed it
+
+
+def test_many_sans_and_a_certificate_too_large_for_clients(lab: PortalLab) -> None:
+    many = peer_cert(lab.case("many_sans")).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    names = many.value.get_values_for_type(x509.DNSName)
+    assert len(names) == 500 and names[-1] == lab.case("many_sans").host
+    with pytest.raises(ssl.SSLError, match="EXCESSIVE_MESSAGE_SIZE"), tls_to(lab.case("cert_too_large"),
+                                                                             lenient_context()):
+        pass  # Python's (OpenSSL's) client refuses a Certificate message over 100 KiB, as sslyze's does
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1])
@@ -331,3 +344,42 @@ def test_addresses_spread_over_loopback_blocks_only() -> None:
     assert slot_address("127.0.10.", 250) == "127.0.11.1"
     with pytest.raises(ValueError, match="loopback"):
         PortalLab(Path("unused"), base_address="10.0.0.")
+
+
+def _download(url: str, body: bytes | None = None, content_type: str | None = None) -> tuple[str, bytes]:
+    """GET (or POST `body`) a lab URL without any proxy; (Content-Type, body)."""
+    assert ipaddress.ip_address(str(urllib.parse.urlsplit(url).hostname)).is_loopback
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type} if content_type else {})
+    with opener.open(request, timeout=5) as response:
+        return response.headers["Content-Type"], response.read()
+
+
+def test_the_lab_ca_publishes_a_real_crl_listing_the_revoked_case_only(lab: PortalLab) -> None:
+    good, revoked = peer_cert(lab.case("good")), peer_cert(lab.case("revoked"))
+    points = revoked.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    [url] = [name.value for point in points for name in point.full_name or []]
+    assert url.endswith("/crl/issuing-ca.crl")
+    assert good.extensions.get_extension_for_class(x509.CRLDistributionPoints).value == points
+    content_type, der = _download(url)
+    crl = x509.load_der_x509_crl(der)
+    _, issuer_der = _download(lab.aia_url)
+    assert content_type == "application/pkix-crl"
+    assert crl.is_signature_valid(x509.load_der_x509_certificate(issuer_der).public_key())  # type: ignore[arg-type]
+    assert crl.next_update_utc is not None and crl.next_update_utc > datetime.now(UTC)
+    assert crl.get_revoked_certificate_by_serial_number(revoked.serial_number) is not None
+    assert crl.get_revoked_certificate_by_serial_number(good.serial_number) is None
+
+
+def test_the_lab_ocsp_responder_says_revoked_for_the_revoked_ocsp_case(lab: PortalLab) -> None:
+    leaf = peer_cert(lab.case("revoked_ocsp"))
+    assert not [e for e in leaf.extensions if isinstance(e.value, x509.CRLDistributionPoints)]
+    aia = leaf.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    [url] = [d.access_location.value for d in aia if d.access_method == AuthorityInformationAccessOID.OCSP]
+    issuer = x509.load_der_x509_certificate(_download(lab.aia_url)[1])
+    request = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1()).build()
+    content_type, der = _download(url, request.public_bytes(serialization.Encoding.DER), "application/ocsp-request")
+    response = ocsp.load_der_ocsp_response(der)
+    assert content_type == "application/ocsp-response"
+    assert response.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert response.certificate_status is ocsp.OCSPCertStatus.REVOKED and response.serial_number == leaf.serial_number

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 import yaml
 
 from soc.lab import PortalLab
@@ -197,9 +198,10 @@ def test_ctrl_c_keeps_stored_portals_and_marks_the_run_incomplete(lab: PortalLab
 
 GRADES = {
     "good": "A+", "expiring_soon": "A", "no_tls13": "A-", "legacy_tls": "B", "dhe1024": "B", "rsa1024": "B",
-    "incomplete_chain": "B", "sha1_leaf": "C", "null_anon_static_rsa": "F", "expired": "T", "wrong_host": "T",
+    "incomplete_chain": "B", "sha1_leaf": "C", "md5_leaf": "C", "many_sans": "A+", "cert_too_large": None,
+    "null_anon_static_rsa": "F", "expired": "T", "wrong_host": "T",
     "self_signed": "T", "untrusted_root": "T", "http_bare": "A", "http_short_hsts": "A", "refused": None,
-    "silent": None,
+    "silent": None, "revoked": "T", "revoked_ocsp": "T",
 }
 
 
@@ -219,6 +221,22 @@ def test_grades_follow_the_rubric(lab: PortalLab, first_scan: tuple[Path, Any]) 
         assert portals[lab.case(name).url]["category_scores"]["label"] < 100, name
         assert portals[lab.case(name).url]["collectors"]["label"] is True, name
     assert portals[lab.case("refused").url]["score"] is None
+
+
+def test_big_certificates_are_judged_whole_and_stored_bounded(lab: PortalLab, first_scan: tuple[Path, Any]) -> None:
+    rows = sqlite3.connect(first_scan[0]).execute(
+        "SELECT portal_url, complete, data FROM observations WHERE collector = 'tls'").fetchall()
+    tls = {url: (complete, json.loads(raw)) for url, complete, raw in rows}
+    complete, many = tls[lab.case("many_sans").url]
+    leaf = many["chain"][0]
+    assert complete and many["hostname_matches"] is True and (len(leaf["san_dns"]), leaf["san_dns_total"]) == (100, 500)
+    complete, big = tls[lab.case("cert_too_large").url]
+    assert not complete and big["unreachable"] is None
+    assert big["oversized_certificate"]["message_bytes"] > big["oversized_certificate"]["client_limit_bytes"] == 102400
+    assert big["hostname_matches"] is True and big["trust"]["anchored"] and big["chain"][0]["pem"] == ""
+    oversized = next(f for f in by_url(first_scan[1])[lab.case("cert_too_large").url]["findings"]
+                     if f["check_id"] == "tls.cert.oversized")
+    assert "accept 102400 at most" in oversized["evidence"]
 
 
 def test_redirect_to_a_non_public_address_is_recorded_not_followed(
@@ -283,3 +301,32 @@ def test_only_rejects_an_unknown_collector(lab: PortalLab, tmp_path: Path) -> No
     result = soc("scan", "--inventory", str(lab.inventory_path), "--db", str(tmp_path / "x.db"), "--only", "tls,smtp",
                  check=False)
     assert result.returncode == 2 and "unknown collector 'smtp'" in result.stderr
+
+
+
+def test_unusable_trust_stores_are_bad_input_for_check_and_scan(tmp_path: Path) -> None:
+    """Garbage, a key without a certificate, a missing file: exit 2 naming each, before anything is scanned."""
+    root = tmp_path / "root.pem"
+    trustme.CA().cert_pem.write_to_path(str(root))
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_bytes(b"not a certificate at all\n")
+    key_only = tmp_path / "key-only.pem"
+    trustme.CA().private_key_pem.write_to_path(str(key_only))
+    bad = tmp_path / "bad-stores.yaml"
+    bad.write_text(yaml.safe_dump({
+        "agencies": [{"id": "lab", "name": "Lab"}],
+        "portals": [{"url": "https://good.lab.soc.test/", "agency": "lab", "address": "127.0.20.250"}],
+        "settings": {"trust_stores": [str(root), str(garbage), str(key_only), str(tmp_path / "missing.pem")]},
+    }), encoding="utf-8")
+    db = tmp_path / "never.db"
+
+    for args in (("inventory", "check", str(bad)), ("scan", "--inventory", str(bad), "--db", str(db))):
+        result = soc(*args, check=False)
+        assert result.returncode == 2, result.stdout + result.stderr
+        message = " ".join(result.stderr.split())  # Rich wraps long lines
+        assert f"bad-stores.yaml: settings.trust_stores[1]: not a PEM file: no '-----BEGIN …-----' block: {garbage}" \
+            in message
+        assert "settings.trust_stores[2]: no X.509 certificate in it (only " in message and str(key_only) in message
+        assert f"settings.trust_stores[3]: file not found: {tmp_path / 'missing.pem'}" in message
+        assert "settings.trust_stores[0]" not in message  # a real CA certificate is a usable store
+    assert not db.exists()

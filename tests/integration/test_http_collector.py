@@ -30,8 +30,16 @@ import pytest
 import trustme
 
 from checks.http import evaluate_http
-from collectors.http import MAX_HEADER_VALUE, MAX_HEADERS, MAX_MIXED, HttpCollector, HttpScanConfig, HttpTarget
-from soc.core.observations import HttpObservation, RedirectHop
+from collectors.http import (
+    MAX_HEADER_BYTES,
+    MAX_HEADER_VALUE,
+    MAX_MIXED,
+    MAX_OTHER_HEADERS,
+    HttpCollector,
+    HttpScanConfig,
+    HttpTarget,
+)
+from soc.core.observations import JUDGED_HEADERS, HttpObservation, RedirectHop
 
 pytestmark = pytest.mark.lab  # starts real servers on loopback
 
@@ -688,20 +696,59 @@ def test_compressed_homepage_memory_is_bounded_by_max_body(lab: Lab) -> None:
     assert peak < 16 * MiB, f"peak {peak / MiB:.1f} MiB"
 
 
+def _others(obs: HttpObservation) -> list[str]:
+    """The stored values of headers no check reads."""
+    return [value for name, found in obs.headers.items() if name not in JUDGED_HEADERS for value in found]
+
+
 def test_headers_are_bounded(lab: Lab) -> None:
-    """More than 100 headers and a 10 kB value: at most 100 names, values at most 1024 characters."""
+    """More than 100 headers and a 10 kB value: at most 100 other fields stored, values at most 1024 characters."""
     many = [("X-Big", "A" * 10_000)] + [(f"X-Filler-{i:03d}", f"v{i}") for i in range(150)]
     cookies = [("Set-Cookie", f"c{i}=1") for i in range(3)]
     site = portal(lab, https_routes=homepage_routes(Reply(body=html().encode(), headers=[*cookies, *many])))
     obs = lab.collector().observe(site.target())
 
     assert obs.error is None and obs.status == 200
-    assert len(obs.headers) <= MAX_HEADERS
-    assert sum(len(values) for values in obs.headers.values()) <= MAX_HEADERS
-    assert all(len(value) <= MAX_HEADER_VALUE for values in obs.headers.values() for value in values)
+    assert len(_others(obs)) == MAX_OTHER_HEADERS
+    assert all(len(value) <= MAX_HEADER_VALUE for value in _others(obs))
     assert obs.headers["x-big"] == ["A" * (MAX_HEADER_VALUE - 1) + "…"]
     assert obs.headers["set-cookie"] == ["c0=1", "c1=1", "c2=1"]
     assert "x-filler-149" not in obs.headers
+    assert obs.header_count >= 154  # every field counted (the server adds Server, Date, Content-Length …)
+
+
+def test_security_headers_after_300_others_are_judged(lab: Lab) -> None:
+    """300 harmless headers, then the security headers: nothing is missing, storage stays bounded."""
+    filler = [(f"X-Filler-{i:03d}", f"harmless value {i}") for i in range(300)]
+    late = [*GOOD_HEADERS, ("X-Frame-Options", "DENY"), ("Server", "Apache/2.4.41")]
+    site = portal(lab, https_routes=homepage_routes(Reply(body=html().encode(), headers=[*filler, *late])))
+    obs = lab.collector().observe(site.target())
+
+    assert obs.error is None and obs.headers_error is None and obs.complete
+    assert obs.header_count >= 306
+    assert check_ids(obs) == {"http.server_version_disclosed"}  # the late Server header is judged too
+    assert obs.headers["x-frame-options"] == ["DENY"]
+    assert obs.headers["server"] == ["portal", "Apache/2.4.41"]  # every value of a judged header, in order
+    assert len(_others(obs)) == MAX_OTHER_HEADERS and "x-filler-299" not in obs.headers
+
+
+@pytest.mark.parametrize(("head_kib", "said"), [(104, "bytes;"), (400, "more than the HTTP client reads")])
+def test_headers_over_the_size_limit_give_an_incomplete_observation_not_a_verdict(
+    lab: Lab, head_kib: int, said: str
+) -> None:
+    """A head over 100 KiB. 104 KiB arrives whole (h11 checks its limit between 16 KiB TLS records) and the
+    collector refuses it; 400 KiB is refused by h11 itself. Either way the observation says why and no
+    header is reported missing."""
+    filler = [(f"X-Filler-{i:05d}", "v" * 82) for i in range(head_kib * 1024 // 100)]  # 100-byte lines
+    page = Reply(body=html().encode(), headers=[*filler, *GOOD_HEADERS])
+    site = portal(lab, https_routes=homepage_routes(page))
+    obs = lab.collector().observe(site.target())
+
+    assert obs.headers_error is not None and "too large to judge" in obs.headers_error
+    assert f"{MAX_HEADER_BYTES // 1024} KiB" in obs.headers_error and said in obs.headers_error
+    assert obs.error == obs.headers_error and not obs.complete
+    assert check_ids(obs) == set()  # neither "missing header" nor "unreachable"
+    assert obs.security_txt is True and obs.reaches_https is True  # the other probes still ran
 
 
 # --- 9: mixed content -------------------------------------------------------------------------------------

@@ -201,6 +201,8 @@ def finding(check_id: str) -> object:
         (["tls.vuln.heartbleed"], 31536000, "F", None),
         (["tls.cert.expired"], 31536000, "T", "A"),
         (["tls.cert.untrusted", "tls.protocol.tls10"], 31536000, "T", "B"),
+        (["tls.cert.revoked"], 31536000, "T", "A"),  # as expired: T, and a finding forbids A+
+        (["tls.cert.revoked", "tls.protocol.tls13_missing"], 31536000, "T", "A-"),
     ],
 )
 def test_tls_grade(check_ids: list[str], hsts: int | None, grade: str, without_trust: str | None) -> None:

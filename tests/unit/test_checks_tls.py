@@ -19,8 +19,9 @@ CONTRACT_IDS = {
     "tls.protocol.tls13_missing", "tls.cipher.weak", "tls.cipher.no_forward_secrecy", "tls.kex.weak_dh",
     "tls.cert.expired", "tls.cert.not_yet_valid", "tls.cert.expiring_soon", "tls.cert.hostname_mismatch",
     "tls.cert.self_signed", "tls.cert.untrusted", "tls.cert.chain_incomplete", "tls.cert.weak_key",
-    "tls.cert.weak_signature", "tls.vuln.heartbleed", "tls.vuln.robot", "tls.vuln.ccs_injection",
+    "tls.cert.weak_signature", "tls.cert.oversized", "tls.vuln.heartbleed", "tls.vuln.robot", "tls.vuln.ccs_injection",
     "tls.vuln.compression", "tls.vuln.insecure_renegotiation", "tls.vuln.no_fallback_scsv", "tls.unreachable",
+    "tls.cert.revoked",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import trustme
 import yaml
 from typer.testing import CliRunner
 
@@ -28,7 +29,7 @@ settings:
 @pytest.fixture
 def root_pem(tmp_path: Path) -> Path:
     path = tmp_path / "extra-root.pem"
-    path.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+    trustme.CA().cert_pem.write_to_path(str(path))  # a real CA certificate, made now: a trust store must parse
     return path
 
 

@@ -15,6 +15,7 @@ from soc.findings.lifecycle import (
     resolves,
     resolving_prefixes,
     sighting,
+    unjudged_checks,
 )
 
 PORTAL = "https://stp.dongnai.gov.vn/"
@@ -160,6 +161,54 @@ def test_resolves_resolvable_status_only_under_a_prefix(
 
 def test_resolves_accepts_a_list_of_prefixes() -> None:
     assert resolves("ports.open.23", FindingStatus.OPEN, ["tls.", "ports."]) is True
+
+
+# --- unjudged checks --------------------------------------------------------------------------------------------
+
+
+def unjudging(collector: str, *unjudged: str, complete: bool = True) -> Observation:
+    return Observation(collector=collector, portal_url=PORTAL, observed_at=OBSERVED, complete=complete,
+                       unjudged=list(unjudged))
+
+
+@pytest.mark.parametrize(
+    ("observations", "expected"),
+    [
+        ([], ()),
+        ([observation("tls")], ()),
+        ([unjudging("tls", "tls.cert.revoked")], ("tls.cert.revoked",)),
+        ([unjudging("tls", "tls.cert.revoked"), unjudging("http", "http.hsts.")], ("http.hsts.", "tls.cert.revoked")),
+        ([unjudging("tls", "tls.cert.revoked", "tls.cert.revoked")], ("tls.cert.revoked",)),
+    ],
+)
+def test_unjudged_checks_are_gathered(observations: list[Observation], expected: tuple[str, ...]) -> None:
+    assert unjudged_checks(observations) == expected
+
+
+@pytest.mark.parametrize(
+    ("check_id", "expected"),
+    [
+        ("tls.cert.revoked", False),          # the check the observation could not judge: left as it is
+        ("tls.cert.expired", True),           # everything else the complete observation speaks for resolves
+        ("tls.cert.revoked_soon", True),      # an id, not a prefix: a longer id is another check
+        ("tls.protocol.tls10", True),
+    ],
+)
+def test_an_unjudged_check_is_not_resolved_by_a_complete_observation(check_id: str, expected: bool) -> None:
+    observations = [unjudging("tls", "tls.cert.revoked")]
+    prefixes, unjudged = resolving_prefixes(observations), unjudged_checks(observations)
+    assert resolves(check_id, FindingStatus.OPEN, prefixes, unjudged) is expected
+
+
+def test_an_unjudged_prefix_covers_its_checks() -> None:
+    assert resolves("http.hsts.missing", FindingStatus.OPEN, ("http.",), ("http.hsts.",)) is False
+    assert resolves("http.hstsx", FindingStatus.OPEN, ("http.",), ("http.hsts.",)) is True
+
+
+def test_check_portal_refuses_unjudged_checks_of_another_collector() -> None:
+    check_portal(PORTAL, [unjudging("tls", "tls.cert.revoked")], [])
+    with pytest.raises(ValueError, match=r"observation 'tls' leaves \['http.hsts.missing'\] unjudged"):
+        check_portal(PORTAL, [unjudging("tls", "http.hsts.missing")], [])
 
 
 def test_auto_resolvable_statuses() -> None:

@@ -133,7 +133,9 @@ class SqliteFindingStore:
                 rows = [{"run_id": run_id, "fingerprint": fingerprint} for fingerprint in seen]
                 conn.execute(sqlite_insert(run_findings).on_conflict_do_nothing(), rows)
             prefixes = lifecycle.resolving_prefixes(observations)
-            resolved = self._resolve_unseen(conn, run_id, portal_url, set(seen), now, prefixes) if prefixes else []
+            unjudged = lifecycle.unjudged_checks(observations)
+            resolved = (self._resolve_unseen(conn, run_id, portal_url, set(seen), now, prefixes, unjudged)
+                        if prefixes else [])
             if assessment is not None:
                 row = assessment.model_dump(mode="python") | {"run_id": run_id, "portal_url": portal_url}
                 conn.execute(sqlite_insert(portal_scans).values(row).on_conflict_do_update(
@@ -154,7 +156,7 @@ class SqliteFindingStore:
 
     def _resolve_unseen(
         self, conn: Connection, run_id: str, portal_url: str, seen: set[str], now: datetime,
-        prefixes: Sequence[str],
+        prefixes: Sequence[str], unjudged: Sequence[str] = (),
     ) -> list[str]:
         """Resolve the portal's findings the lifecycle says a complete observation resolves."""
         rows = conn.execute(
@@ -165,7 +167,7 @@ class SqliteFindingStore:
             .order_by(findings.c.check_id, findings.c.fingerprint)
         ).all()
         stale = {fingerprint: FindingStatus(status) for fingerprint, check_id, status in rows
-                 if lifecycle.resolves(check_id, FindingStatus(status), prefixes)}
+                 if lifecycle.resolves(check_id, FindingStatus(status), prefixes, unjudged)}
         for fingerprint, old in stale.items():
             _set_status_row(conn, fingerprint, FindingStatus.RESOLVED, now, lifecycle.RESOLVED_NOTE)
             conn.execute(insert(finding_events).values(_event(
@@ -288,6 +290,7 @@ class SqliteFindingStore:
             observations.c.portal_url,
             observations.c.observed_at,
             observations.c.complete,
+            observations.c.unjudged,
             observations.c.data,
         ).where(observations.c.run_id == run_id)
         if portal_url is not None:

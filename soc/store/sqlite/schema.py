@@ -97,6 +97,7 @@ observations = Table(
     Column("collector", Text(), nullable=False),
     Column("observed_at", UTCDateTime(), nullable=False),
     Column("complete", Boolean(), nullable=False),
+    Column("unjudged", JSON(), nullable=False, server_default="[]"),
     Column("data", JSON(), nullable=False),
     Index("ix_observations_run_id_portal_url", "run_id", "portal_url"),
 )
