@@ -14,7 +14,15 @@ import math
 import tempfile
 from pathlib import Path
 
-from bench.common import bench_env, measured, own_peak_rss_mib, soc_command, sslyze_command, tls_case_names
+from bench.common import (
+    bench_env,
+    measured,
+    own_peak_rss_mib,
+    soc_command,
+    sslyze_command,
+    tls_case_names,
+    write_inventory,
+)
 from soc.lab import PortalLab
 
 
@@ -28,7 +36,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="soc-bench-") as tmp, \
             PortalLab(Path(tmp) / "lab", cases=names, replicas=replicas, base_address="127.0.60.") as lab:
         del lab.cases[args.portals:]
-        lab.inventory_path.write_text(_trimmed_inventory(lab), encoding="utf-8")
+        write_inventory(lab, lab.cases)
         work = Path(tmp)
         count = len(lab.cases)
         print(f"{count} portals on loopback ({len(names)} lab cases x {replicas}), same limits for both tools")
@@ -40,14 +48,6 @@ def main() -> None:
     print(f"portals/s ratio soc/sslyze: {sslyze.seconds / soc.seconds:.2f}  (target >= 0.75)")
     print(f"soc peak memory: {soc.peak_rss_mib:.1f} MiB  (target < 1024 MiB); lab process peak "
           f"{own_peak_rss_mib():.1f} MiB")
-
-
-def _trimmed_inventory(lab: PortalLab) -> str:
-    from soc.lab.cases import inventory_yaml
-
-    text = lab.inventory_path.read_text(encoding="utf-8")
-    registry = text.split("registry_url: ", 1)[1].split("\n", 1)[0].strip('"')
-    return inventory_yaml(lab.cases, lab.trust_store_path, registry)
 
 
 if __name__ == "__main__":
