@@ -89,30 +89,25 @@ def san_ip_addresses(cert: x509.Certificate) -> list[str]:
     return [str(a) for a in san.get_values_for_type(x509.IPAddress)]
 
 
-def ca_issuers_urls(cert: x509.Certificate) -> list[str]:
-    """AIA caIssuers URLs (where the issuer's certificate can be downloaded)."""
+def _aia_urls(cert: x509.Certificate, method: x509.ObjectIdentifier) -> list[str]:
     aia = _extension_value(cert, ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
     if not isinstance(aia, x509.AuthorityInformationAccess):
         return []
     return [
         _bounded(d.access_location.value)
         for d in aia
-        if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
-        and isinstance(d.access_location, x509.UniformResourceIdentifier)
+        if d.access_method == method and isinstance(d.access_location, x509.UniformResourceIdentifier)
     ][:MAX_NAMES]
+
+
+def ca_issuers_urls(cert: x509.Certificate) -> list[str]:
+    """AIA caIssuers URLs (where the issuer's certificate can be downloaded)."""
+    return _aia_urls(cert, AuthorityInformationAccessOID.CA_ISSUERS)
 
 
 def ocsp_urls(cert: x509.Certificate) -> list[str]:
     """AIA OCSP responder URLs."""
-    aia = _extension_value(cert, ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
-    if not isinstance(aia, x509.AuthorityInformationAccess):
-        return []
-    return [
-        _bounded(d.access_location.value)
-        for d in aia
-        if d.access_method == AuthorityInformationAccessOID.OCSP
-        and isinstance(d.access_location, x509.UniformResourceIdentifier)
-    ][:MAX_NAMES]
+    return _aia_urls(cert, AuthorityInformationAccessOID.OCSP)
 
 
 def crl_urls(cert: x509.Certificate) -> list[str]:
