@@ -60,14 +60,17 @@ def _registry_findings(obs: LabelObservation, status: TrustLabelStatus | None, t
 
 
 def evaluate_label(obs: LabelObservation) -> list[Finding]:
-    """Trust-label findings; nothing when the homepage could not be read (the label is then unknown)."""
+    """Trust-label findings; nothing when the homepage could not be read, or was read only in part and shows no
+    badge for this portal (the label is then unknown)."""
     if not obs.page_read:
+        return []
+    matching = [b for b in obs.badges if badge_matches_host(b, obs.host)]
+    if obs.page_cut is not None and not matching:  # the badge may be in the part not read: no verdict
         return []
     if not obs.badges:
         known = obs.registry is not None and obs.registry.found
         hint = f"; the {obs.registry.source} lists a label for this domain" if known and obs.registry else ""
         return [make_finding(obs.portal_url, "trustlabel.missing", f"no Tín nhiệm mạng badge on the homepage{hint}")]
-    matching = [b for b in obs.badges if badge_matches_host(b, obs.host)]
     if not matching:
         evidence = f"badge issued for another site: {listed(_describe(b) for b in obs.badges)}"
         return [make_finding(obs.portal_url, "trustlabel.domain_mismatch", evidence)]

@@ -6,12 +6,14 @@ under the rules of `collectors.fetch` (http only, no redirects, a size cap, a ti
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from collectors.fetch import FetchError, PolicyFetcher
+from collectors.fetch import FetchError, NoTimeLeft, PolicyFetcher
 from soc.core.net import IPNetwork
 
 AiaFetchError = FetchError
@@ -40,21 +42,40 @@ def parse_certificates(body: bytes) -> list[x509.Certificate]:
 
 
 class AiaFetcher:
-    """Fetches caIssuers URLs with a per-run cache (portals often share an intermediate)."""
+    """Fetches caIssuers URLs with a per-run cache (portals often share an intermediate); thread-safe.
+
+    Each fetch is one exchange under a hard deadline of `timeout` seconds (or the caller's, if sooner).
+    Portals asking for the same URL at once share one request; a failure is remembered for the run,
+    unless the caller's deadline cut it short (that says nothing about the URL).
+    """
 
     def __init__(self, allowed_networks: Sequence[IPNetwork], timeout: float, max_bytes: int) -> None:
         self._max_bytes = max_bytes
+        self._timeout = timeout
         self._cache: dict[str, list[x509.Certificate] | AiaFetchError] = {}
+        self._lock = threading.Lock()
+        self._url_locks: dict[str, threading.Lock] = {}
         self._http = PolicyFetcher(allowed_networks, timeout)
 
-    def fetch(self, url: str) -> list[x509.Certificate]:
-        """The certificates behind one URL, or AiaFetchError saying why not."""
-        if url not in self._cache:
-            try:
-                self._cache[url] = parse_certificates(self._http.get(url, self._max_bytes))
-            except AiaFetchError as exc:
-                self._cache[url] = exc
-        result = self._cache[url]
+    def fetch(self, url: str, deadline: float | None = None) -> list[x509.Certificate]:
+        """The certificates behind one URL (by `deadline` on time.monotonic, if given), or AiaFetchError."""
+        with self._lock:
+            url_lock = self._url_locks.setdefault(url, threading.Lock())
+        wait = self._timeout if deadline is None else min(self._timeout, deadline - time.monotonic())
+        if wait <= 0 or not url_lock.acquire(timeout=wait):  # another portal's fetch of this URL overran
+            raise NoTimeLeft(f"{url[:200]}: no time left", transient=True)
+        try:
+            if url not in self._cache:
+                full_time = deadline is None or deadline - time.monotonic() >= self._timeout
+                try:
+                    self._cache[url] = parse_certificates(self._http.get(url, self._max_bytes, deadline))
+                except AiaFetchError as exc:
+                    if full_time or not exc.transient:  # else the caller's deadline, not the URL, may be why
+                        self._cache[url] = exc
+                    raise
+            result = self._cache[url]
+        finally:
+            url_lock.release()
         if isinstance(result, AiaFetchError):
             raise result
         return result

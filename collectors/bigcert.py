@@ -147,17 +147,24 @@ def _certificates(body: bytes) -> tuple[list[x509.Certificate], int]:
     return chain, count
 
 
-def read_certificates(address: str, port: int, server_name: str | None, timeout: float) -> ServerCertificates:
+def read_certificates(address: str, port: int, server_name: str | None, timeout: float,
+                      deadline: float | None = None) -> ServerCertificates:
     """Handshake up to the server's Certificate message (TLS ≤ 1.2) and return its certificates.
 
+    The whole exchange ends by `timeout` seconds from now, or by `deadline` (time.monotonic) if sooner:
+    each read waits only for what is left, so a server trickling bytes is cut too.
     BigCertificateError when the server refuses TLS ≤ 1.2, sends no certificate, answers out of
     protocol or too slowly, or sends more than MAX_MESSAGE_BYTES (then the size is known).
     """
-    deadline = time.monotonic() + timeout
+    own = time.monotonic() + timeout
+    deadline = own if deadline is None else min(own, deadline)
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise BigCertificateError("the server's answer did not arrive in time")
     version: str | None = None
     seen = 0
     try:
-        with socket.create_connection((address, port), timeout=timeout) as sock:
+        with socket.create_connection((address, port), timeout=remaining) as sock:
             sock.sendall(client_hello(server_name))
             reader = _Reader(sock, deadline)
             while True:

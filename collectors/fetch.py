@@ -1,19 +1,20 @@
 """Plain-HTTP requests a scanned certificate asks for (AIA caIssuers, CRLs, OCSP) — under strict rules.
 
 The URL comes from a certificate the scanned server chose, so it is hostile input: only http, no
-redirects, a size cap, a timeout and an optional overall deadline, and never an address outside the
+redirects, a size cap, a hard deadline on the whole exchange (connect, headers and body: a server
+trickling bytes is cut when it passes, see `collectors.deadline`), and never an address outside the
 public internet unless the inventory allows that network (the portal lab allows loopback).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from collectors.bounded import IDENTITY_HEADERS, read_body
+from collectors.deadline import Deadline
 from collectors.netpolicy import AddressRefused, allowed_address
 from soc.core.net import IPNetwork
 
@@ -36,8 +37,19 @@ class TooLarge(FetchError):
     """The body exceeded the size cap."""
 
 
+class TooSlow(FetchError):
+    """The exchange was not over by its deadline (the server is silent or trickles): transient."""
+
+
+class NoTimeLeft(FetchError):
+    """Not attempted: the caller's deadline had already passed (says nothing about the URL): transient."""
+
+
 class PolicyFetcher:
-    """An HTTP client for URLs taken from certificates: http only, no redirects, bounded size and time."""
+    """An HTTP client for URLs taken from certificates: http only, no redirects, bounded size and time.
+
+    `timeout` is the whole exchange's limit (a hard deadline, not a per-read timeout).
+    """
 
     def __init__(self, allowed_networks: Sequence[IPNetwork], timeout: float) -> None:
         self._allowed = list(allowed_networks)
@@ -73,22 +85,22 @@ class PolicyFetcher:
             address = allowed_address(parts.hostname, port, self._allowed)
         except AddressRefused as exc:
             raise FetchError(str(exc)) from None
-        timeout = self._timeout if deadline is None else min(self._timeout, deadline - time.monotonic())
-        if timeout <= 0:
-            raise FetchError(f"{shown}: no time left", transient=True)
+        limit = Deadline(self._timeout, at=deadline, what=f"{method} {shown}")
+        if limit.remaining() <= 0:
+            raise NoTimeLeft(f"{shown}: no time left", transient=True)
         host_for_url = f"[{address}]" if ":" in address else address
         target = urlunsplit((parts.scheme, f"{host_for_url}:{port}", parts.path or "/", parts.query, ""))
         headers = {**headers, "Host": parts.netloc.rsplit("@", 1)[-1]}
-        body_deadline = time.monotonic() + 2 * timeout
-        if deadline is not None:
-            body_deadline = min(body_deadline, deadline)
         try:
-            with self._client.stream(method, target, headers=headers, content=content,
-                                     timeout=httpx.Timeout(timeout)) as response:
+            with limit, self._client.stream(method, target, headers=headers, content=content,
+                                            timeout=httpx.Timeout(limit.remaining()),
+                                            extensions={"trace": limit.trace}) as response:
                 if response.status_code != 200:
                     raise FetchError(f"{shown}: HTTP {response.status_code}", transient=response.status_code >= 500)
-                body = read_body(response, max_bytes + 1, body_deadline)
+                body = read_body(response, max_bytes + 1, limit.at)
         except httpx.HTTPError as exc:
+            if limit.expired:  # cut by the deadline, however the bytes were arriving
+                raise TooSlow(f"{shown}: {limit.too_slow()}", transient=True) from None
             raise FetchError(f"{shown}: {type(exc).__name__}: {exc}", transient=True) from None
         if len(body) > max_bytes:
             raise TooLarge(f"{shown}: larger than {max_bytes} bytes")

@@ -5,7 +5,9 @@ hops, and only to the portal's own address or to public addresses (plus networks
 allows) — a redirect to 169.254.169.254 or 10.x is recorded, never followed. Bodies are capped, and any
 encoding is accepted (Vietnamese pages are often windows-1258 or UTF-8 without a charset). TLS is not
 judged here (that is the TLS collector's job): certificates are not verified, but SNI and Host carry the
-portal's name while the connection goes to its address.
+portal's name while the connection goes to its address. Each request ends by a hard deadline
+(`request_deadline`, however the bytes arrive: httpx's timeouts are per read) and each portal by its
+`portal_budget`; a portal cut by either is reported "too slow".
 
 Headers are judged whole and stored bounded: every header a check reads is kept with all its values,
 wherever it comes in the response, and the others only for the record. The one limit is the size of the
@@ -16,6 +18,7 @@ reported missing because it came late.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 import unicodedata
@@ -25,15 +28,17 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
-from bs4 import BeautifulSoup, UnicodeDammit
+from bs4 import UnicodeDammit
 from bs4.dammit import EncodingDetector
 
 from collectors.bounded import IDENTITY_HEADERS, read_body
+from collectors.deadline import Deadline
+from collectors.markup import Attrs, attribute, scan
 from collectors.netpolicy import AddressRefused, allowed_address, candidates
-from collectors.trustlabel import extract_badges
+from collectors.trustlabel import BadgeFinder
 from soc.core.clock import utcnow
 from soc.core.net import IPNetwork
-from soc.core.observations import JUDGED_HEADERS, HttpObservation, RedirectHop
+from soc.core.observations import JUDGED_HEADERS, HttpObservation, RedirectHop, TrustBadge
 
 MAX_HEADER_BYTES = 100 * 1024
 """The largest response head judged: httpcore's own limit (h11 refuses a longer head, though how much longer
@@ -47,14 +52,25 @@ H11_HEAD_TOO_LONG = "Receive buffer too long"
 MAX_TITLE = 300
 MAX_URL = 512
 MAX_MIXED = 50
+MAX_ACTIVE = 5000
+"""Scripts, stylesheets and frames examined for mixed content; a page with more is searched no further."""
+PARALLEL_PAGES = min(4, max(2, os.cpu_count() or 2))
+"""Homepages decoded and parsed at once, across every thread of every collector: parsing is CPU-bound (the
+GIL runs one at a time anyway) and each page may take some tens of MB while read, so 16 hostile portals read
+in parallel cost what 2-4 do."""
+PAGE_SLOTS = threading.BoundedSemaphore(PARALLEL_PAGES)
 REQUEST_BUDGET = 2
-"""A whole request (headers and body) may take at most this many times the per-read timeout."""
+"""Without an explicit `request_deadline`, a whole request may take this many times the per-read timeout."""
 FALLBACK_ENCODINGS = ["utf-8", "windows-1258"]
 USER_AGENT = "Mozilla/5.0 (compatible; SOC-DongNai-scanner/0.1; +https://soc.dongnai.gov.vn)"
 
 
 class Refused(Exception):
     """A URL the collector will not request (scheme, address policy)."""
+
+
+class TooSlow(httpx.TimeoutException):
+    """A request not over by its deadline (or the portal's budget spent): the message starts with "too slow"."""
 
 
 class HeadTooLarge(httpx.HTTPError):
@@ -88,6 +104,11 @@ class HttpScanConfig:
     concurrent_portals: int = 16
     connections_per_host: int = 5
     """Politeness: at most this many of our HTTP connections to one address at once."""
+    request_deadline: float | None = None
+    """Hard limit on one request (connect, TLS, headers, body), however the bytes arrive (default REQUEST_BUDGET ×
+    `timeout`, which bounds each read)."""
+    portal_budget: float = 60.0
+    """Seconds one portal may take in all (redirect chain, homepage, security.txt)."""
 
 
 @dataclass
@@ -164,19 +185,20 @@ class HttpCollector:
         obs = HttpObservation(portal_url=target.portal_url, host=target.host, address=target.address,
                               observed_at=utcnow(), start_url=target.http_url)
         try:
-            self._observe(target, obs)
+            self._observe(target, obs, started + self.config.portal_budget)
         except Exception as exc:  # a surprise in hostile input: recorded, the observation is incomplete
             obs.error = obs.error or _bounded(f"collector error: {type(exc).__name__}: {exc}", 300)
         obs.duration_s = round(time.monotonic() - started, 3)
         return obs
 
-    def _observe(self, target: HttpTarget, obs: HttpObservation) -> None:
-        self._redirect_chain(target, obs)
-        self._homepage(target, obs)
-        if obs.status is None and obs.error and "Timeout" in obs.error:
-            obs.security_txt_error = "not tried: the homepage timed out"  # a silent host costs one timeout, not two
+    def _observe(self, target: HttpTarget, obs: HttpObservation, deadline: float) -> None:
+        self._redirect_chain(target, obs, deadline)
+        self._homepage(target, obs, deadline)
+        if obs.status is None and obs.error and ("Timeout" in obs.error or obs.error.startswith("too slow")):
+            # a silent or trickling host costs one deadline, not two
+            obs.security_txt_error = "not tried: the homepage timed out or was too slow"
         else:
-            self._security_txt(target, obs)
+            self._security_txt(target, obs, deadline)
 
     def _address_for(self, host: str, port: int, target: HttpTarget) -> str:
         try:
@@ -186,7 +208,8 @@ class HttpCollector:
         except AddressRefused as exc:
             raise Refused(str(exc)) from None
 
-    def _get(self, url: str, target: HttpTarget, max_body: int) -> _Response:
+    def _get(self, url: str, target: HttpTarget, max_body: int, deadline: float) -> _Response:
+        """One GET under the address policy, ended by its deadline (or the portal's, if sooner) whatever arrives."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise Refused(f"not an http(s) URL: {_bounded(url, 200)}")
@@ -197,22 +220,32 @@ class HttpCollector:
         address = self._address_for(parts.hostname, port, target)
         netloc = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
         request_url = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-        extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
         host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+        shown = f"GET {_bounded(url, 200)}"
+        slot = self._slot(address)
+        if deadline <= time.monotonic() or not slot.acquire(timeout=deadline - time.monotonic()):
+            raise TooSlow(f"too slow: the portal's {self.config.portal_budget:g} s budget was spent before {shown}")
+        limit = Deadline(self.config.request_deadline or REQUEST_BUDGET * self.config.timeout, at=deadline, what=shown)
+        extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
         try:
-            with self._slot(address), self._client.stream(
-                "GET", request_url, headers={"Host": host_header}, extensions=extensions
+            with limit, self._client.stream(
+                "GET", request_url, headers={"Host": host_header}, extensions={**extensions, "trace": limit.trace},
+                timeout=httpx.Timeout(min(self.config.timeout, limit.remaining())),
             ) as reply:
                 head_bytes = _head_bytes(reply)
                 if head_bytes > MAX_HEADER_BYTES:
                     raise HeadTooLarge(head_bytes)
-                body = read_body(reply, max_body, time.monotonic() + REQUEST_BUDGET * self.config.timeout)
+                body = read_body(reply, max_body, limit.at)
                 fields = [(name.lower(), value) for name, value in reply.headers.multi_items()]
                 return _Response(url=url, status=reply.status_code, fields=fields, body=body)
-        except httpx.RemoteProtocolError as exc:
-            if H11_HEAD_TOO_LONG in str(exc):
+        except httpx.HTTPError as exc:
+            if limit.fired or (limit.expired and isinstance(exc, httpx.TimeoutException)):
+                raise TooSlow(str(limit.too_slow())) from None  # cut at the deadline, however bytes were arriving
+            if isinstance(exc, httpx.RemoteProtocolError) and H11_HEAD_TOO_LONG in str(exc):
                 raise HeadTooLarge() from None
             raise
+        finally:
+            slot.release()
 
     def _slot(self, address: str) -> threading.BoundedSemaphore:
         with self._lock:
@@ -220,7 +253,7 @@ class HttpCollector:
                 self._per_address[address] = threading.BoundedSemaphore(self.config.connections_per_host)
             return self._per_address[address]
 
-    def _redirect_chain(self, target: HttpTarget, obs: HttpObservation) -> None:
+    def _redirect_chain(self, target: HttpTarget, obs: HttpObservation, deadline: float) -> None:
         url = target.http_url
         for _hop in range(self.config.max_redirects + 1):
             hop = RedirectHop(url=_bounded(url))
@@ -229,7 +262,7 @@ class HttpCollector:
                 obs.reaches_https = True
                 return
             try:
-                response = self._get(url, target, max_body=16384)
+                response = self._get(url, target, 16384, deadline)
             except Refused as exc:
                 hop.refused = str(exc)
                 obs.reaches_https = False  # redirected to an http:// URL we will not follow: not to https
@@ -239,6 +272,9 @@ class HttpCollector:
                     hop.refused = "no HTTP service (connection refused)"  # nothing to redirect: not a finding
                     return
                 obs.redirect_error = _bounded(f"{type(exc).__name__}: {exc}", 300)
+                return
+            except TooSlow as exc:
+                obs.redirect_error = _bounded(str(exc), 300)
                 return
             except httpx.HTTPError as exc:
                 obs.redirect_error = _bounded(f"{type(exc).__name__}: {exc}", 300)
@@ -258,11 +294,11 @@ class HttpCollector:
         obs.redirects[-1].refused = f"more than {self.config.max_redirects} redirects"
         obs.reaches_https = False
 
-    def _homepage(self, target: HttpTarget, obs: HttpObservation) -> None:
+    def _homepage(self, target: HttpTarget, obs: HttpObservation, deadline: float) -> None:
         url = target.portal_url
         try:
             for _hop in range(self.config.max_redirects + 1):
-                response = self._get(url, target, self.config.max_body)
+                response = self._get(url, target, self.config.max_body, deadline)
                 location = response.location
                 if not (300 <= response.status < 400 and location):
                     break
@@ -275,6 +311,9 @@ class HttpCollector:
             return
         except HeadTooLarge as exc:  # our limit, not the portal's silence: said as such, nothing judged
             obs.error = obs.headers_error = str(exc)
+            return
+        except TooSlow as exc:  # http.unreachable, with the reason
+            obs.error = _bounded(str(exc), 300)
             return
         except httpx.HTTPError as exc:
             obs.error = _bounded(f"{type(exc).__name__}: {exc}", 300)
@@ -289,19 +328,17 @@ class HttpCollector:
         self._read_page(response, obs)
 
     def _read_page(self, response: _Response, obs: HttpObservation) -> None:
-        text, obs.charset = decode_page(response.body, response.values("content-type"))
-        soup = BeautifulSoup(text, "html.parser")
-        if soup.title and soup.title.string:
-            title = unicodedata.normalize("NFC", " ".join(soup.title.string.split()))
-            obs.title = _bounded(title, MAX_TITLE)
-        if urlsplit(response.url).scheme == "https":
-            obs.mixed_content = mixed_content(soup, response.url)
-        obs.badges = extract_badges(text, response.url)
+        page = read_page(response.body, response.values("content-type"), response.url, self.config.max_body)
+        obs.charset, obs.title, obs.mixed_content = page.charset, page.title, page.mixed_content
+        obs.badges, obs.page_cut = page.badges, page.cut
 
-    def _security_txt(self, target: HttpTarget, obs: HttpObservation) -> None:
+    def _security_txt(self, target: HttpTarget, obs: HttpObservation, deadline: float) -> None:
         url = urljoin(target.portal_url, "/.well-known/security.txt")
         try:
-            response = self._get(url, target, max_body=65536)
+            response = self._get(url, target, 65536, deadline)
+        except TooSlow as exc:
+            obs.security_txt_error = _bounded(str(exc), 300)
+            return
         except (Refused, httpx.HTTPError) as exc:
             obs.security_txt_error = _bounded(f"{type(exc).__name__}: {exc}", 300)
             return
@@ -328,20 +365,89 @@ def decode_page(body: bytes, content_types: Sequence[str]) -> tuple[str, str | N
     return dammit.unicode_markup or body.decode("utf-8", errors="replace"), dammit.original_encoding
 
 
-def mixed_content(soup: BeautifulSoup, page_url: str) -> list[str]:
-    """http:// URLs of active content (scripts, stylesheets, frames) on an https page."""
-    found: list[str] = []
-    candidates = [(tag, "src") for tag in soup.find_all(["script", "iframe", "frame"])]
-    candidates += [(tag, "href") for tag in soup.find_all("link")
-                   if "stylesheet" in " ".join(tag.get_attribute_list("rel") or []).lower()]
-    for tag, attribute in candidates:
-        value = tag.get(attribute)
-        if not isinstance(value, str):
-            continue
+@dataclass(frozen=True)
+class PageReading:
+    """What the collector keeps of a homepage's markup."""
+
+    charset: str | None
+    title: str | None
+    mixed_content: list[str]
+    """Empty for an http:// page (not *mixed* content there)."""
+    badges: list[TrustBadge]
+    cut: str | None
+    """Why only part of the page was read (see HttpObservation.page_cut); None when read whole."""
+
+
+def read_page(body: bytes, content_types: Sequence[str], page_url: str, max_body: int) -> PageReading:
+    """Decode a homepage (`body`, at most `max_body` bytes) and read its title, mixed content and badges in
+    one pass of the bounded tokenizer; at most PAGE_SLOTS pages at once in the process."""
+    with PAGE_SLOTS:
+        text, charset = decode_page(body, content_types)
+        facts = PageFacts(page_url, mixed=urlsplit(page_url).scheme == "https")
+        finder = BadgeFinder(page_url)
+        cut = scan(text, [facts, finder])
+    if len(body) >= max_body:
+        cut = f"body cut at {max_body} bytes (max_body)"
+    return PageReading(charset=charset, title=facts.title(), mixed_content=facts.mixed_content,
+                       badges=finder.badges(), cut=cut or facts.cut or finder.cut)
+
+
+class PageFacts:
+    """A markup sink (`collectors.markup.scan`): the page's first title, and its mixed content when `mixed`:
+    http:// URLs of active content (scripts, stylesheets, frames), in page order, at most MAX_MIXED."""
+
+    def __init__(self, page_url: str, mixed: bool) -> None:
+        self.page_url = page_url
+        self.mixed = mixed
+        self.mixed_content: list[str] = []
+        self.cut: str | None = None
+        """Why the page was not searched whole for mixed content (more than MAX_ACTIVE candidates)."""
+        self._title_parts: list[str] | None = None
+        """The first title's text so far, while it is being read."""
+        self._title_text: str | None = None
+        self._title_chars = 0
+        self._title_seen = False
+        self._active = 0
+
+    def title(self) -> str | None:
+        """The first <title>'s text up to its end or the next tag, white space collapsed, bounded."""
+        raw = self._title_text if self._title_text is not None else "".join(self._title_parts or ())
+        return _bounded(unicodedata.normalize("NFC", " ".join(raw.split())), MAX_TITLE) if raw else None
+
+    def start(self, tag: str, attrs: Attrs) -> None:
+        """A start tag: the title's, or active content."""
+        self._title_ends()
+        if tag == "title" and not self._title_seen:
+            self._title_seen, self._title_parts = True, []
+        elif self.mixed and tag in ("script", "iframe", "frame"):
+            self._loads(attribute(attrs, "src"))
+        elif self.mixed and tag == "link" and "stylesheet" in (attribute(attrs, "rel") or "").lower():
+            self._loads(attribute(attrs, "href"))
+
+    def end(self, tag: str) -> None:
+        """An end tag ends the title's text."""
+        self._title_ends()
+
+    def text(self, data: str) -> None:
+        """Text: kept while in the title, up to a bound."""
+        if self._title_parts is not None and self._title_chars < 4 * MAX_TITLE:
+            self._title_parts.append(data[: 4 * MAX_TITLE])
+            self._title_chars += len(data)
+
+    def _title_ends(self) -> None:
+        if self._title_parts is not None:
+            self._title_text, self._title_parts = "".join(self._title_parts), None
+
+    def _loads(self, url: str | None) -> None:
+        self._active += 1
+        if self._active > MAX_ACTIVE:
+            self.cut = self.cut or f"more than {MAX_ACTIVE} scripts, stylesheets and frames"
+            return
+        if url is None or len(self.mixed_content) >= MAX_MIXED:
+            return
         try:
-            absolute = urljoin(page_url, value.strip())
+            absolute = urljoin(self.page_url, url.strip())
         except ValueError:  # e.g. "http://[x": not a URL a browser would load either
-            continue
-        if absolute.lower().startswith("http://"):
-            found.append(_bounded(absolute))
-    return list(dict.fromkeys(found))[:MAX_MIXED]
+            return
+        if absolute.lower().startswith("http://") and (kept := _bounded(absolute)) not in self.mixed_content:
+            self.mixed_content.append(kept)

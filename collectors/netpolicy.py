@@ -2,7 +2,9 @@
 
 A portal controls its certificates and redirects: it must not be able to point the scanner at the
 SOC's own network or a cloud metadata service. Public addresses are allowed; anything else only when
-the inventory lists its network in `allowed_networks` (the portal lab allows loopback).
+the inventory lists its network in `allowed_networks` (the portal lab allows loopback). The same rule
+(`soc.core.net.address_refusal`) decides where a portal itself may be scanned: its inventory address,
+its URL and http_url hosts (checked when the inventory is loaded) and its DNS answer (at scan time).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import ipaddress
 import socket
 from collections.abc import Sequence
 
-from soc.core.net import IPNetwork
+from soc.core.net import IPNetwork, address_refusal
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -22,7 +24,7 @@ class AddressRefused(Exception):
 
 def is_allowed(address: IPAddress, allowed_networks: Sequence[IPNetwork]) -> bool:
     """Public, or inside a network the inventory allows."""
-    return address.is_global or any(address in network for network in allowed_networks)
+    return address_refusal(address, allowed_networks) is None
 
 
 def candidates(host: str, port: int) -> list[IPAddress]:

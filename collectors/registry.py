@@ -34,6 +34,7 @@ from bs4 import BeautifulSoup
 from bs4.exceptions import ParserRejectedMarkup
 from pydantic import ValidationError
 
+from collectors.deadline import Deadline
 from collectors.trustlabel import DETAIL_PREFIX, SLUG_PATTERN, split_slug
 from soc.core.clock import utcnow
 from soc.core.files import atomic_write_json
@@ -517,15 +518,18 @@ class TrustLabelRegistry:
         cache_path: Path | None = None,
         clock: Callable[[], datetime] = utcnow,
         client: httpx.Client | None = None,
+        deadline: float | None = None,
     ) -> None:
         """Load and validate the snapshot (RegistryError if invalid) and prepare the registry client.
 
         `clock` gives the current aware datetime (checked_at, cache TTL, expiry); `client` is used
-        instead of a new httpx.Client (it is not closed by `close`).
+        instead of a new httpx.Client (it is not closed by `close`). `timeout` bounds each read,
+        `deadline` (default twice `timeout`) each whole request, however the bytes arrive.
         """
         self._snapshot = load_snapshot(Path(snapshot)) if snapshot is not None else None
         self._base_url = _check_base_url(base_url) if base_url is not None else None
         self._timeout = timeout
+        self._deadline = 2 * timeout if deadline is None else deadline
         self._ttl = cache_ttl
         self._clock = clock
         self._cache_path = cache_path
@@ -654,21 +658,28 @@ class TrustLabelRegistry:
         return _Fetched(error=f"more than {MAX_REDIRECTS} redirects from the registry")
 
     def _get_once(self, url: str) -> tuple[_Fetched, str | None]:
-        """One GET: (outcome, redirect location or None)."""
-        deadline = time.monotonic() + 2 * self._timeout
-        with self._client.stream("GET", url, timeout=self._timeout, follow_redirects=False) as response:
-            if response.status_code in _REDIRECTS:
-                return _Fetched(status=response.status_code), response.headers.get("location", "")
-            if response.status_code != 200:
-                return _Fetched(status=response.status_code), None
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > MAX_PAGE_BYTES:
-                    return _Fetched(error=f"registry page larger than {MAX_PAGE_BYTES} bytes"), None
-                if time.monotonic() > deadline:
-                    return _Fetched(error=f"registry page not read within {2 * self._timeout:.1f} s"), None
-            encoding = response.charset_encoding or "utf-8"
+        """One GET: (outcome, redirect location or None), over by the request deadline whatever arrives."""
+        limit = Deadline(self._deadline, what="registry page")
+        too_slow = _Fetched(error=f"registry too slow: page not read within {self._deadline:.3g} s")
+        try:
+            with limit, self._client.stream("GET", url, timeout=min(self._timeout, self._deadline),
+                                            follow_redirects=False, extensions={"trace": limit.trace}) as response:
+                if response.status_code in _REDIRECTS:
+                    return _Fetched(status=response.status_code), response.headers.get("location", "")
+                if response.status_code != 200:
+                    return _Fetched(status=response.status_code), None
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_PAGE_BYTES:
+                        return _Fetched(error=f"registry page larger than {MAX_PAGE_BYTES} bytes"), None
+                    if limit.expired:
+                        return too_slow, None
+                encoding = response.charset_encoding or "utf-8"
+        except httpx.HTTPError:
+            if limit.fired:  # the watchdog cut a connect, headers or body that was still trickling in
+                return too_slow, None
+            raise
         try:
             text = bytes(body).decode(encoding, errors="replace")
         except LookupError:

@@ -274,10 +274,14 @@ class RevocationChecker:
         self._http.close()
 
     def check(self, leaf: x509.Certificate, issuer: x509.Certificate, stapled: ocsp.OCSPResponse | None,
-              now: datetime | None = None) -> Revocation:
-        """The leaf's revocation status: stapled OCSP, then each CRL, then each OCSP responder, first verdict wins."""
+              now: datetime | None = None, deadline: float | None = None) -> Revocation:
+        """The leaf's revocation status: stapled OCSP, then each CRL, then each OCSP responder, first verdict wins.
+
+        Every request ends by `config.timeout` from now, or by `deadline` (time.monotonic) if that is sooner.
+        """
         now = now or utcnow()
-        deadline = time.monotonic() + self.config.timeout
+        own = time.monotonic() + self.config.timeout
+        deadline = own if deadline is None else min(own, deadline)
         sources: list[tuple[RevocationMethod, str | None, Callable[[], Verdict]]] = []
         if stapled is not None:
             sources.append((RevocationMethod.OCSP_STAPLED, None, lambda: ocsp_verdict(stapled, leaf, issuer, now)))

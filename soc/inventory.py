@@ -7,8 +7,10 @@ with the file, the entry and the field, all problems at once, and nothing is hal
 from __future__ import annotations
 
 import csv
+import ipaddress
 import re
-from collections.abc import Iterable
+import socket
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -29,6 +31,9 @@ from pydantic import (
 from soc.core.errors import ProblemsError
 from soc.core.errors import problems as validation_problems
 from soc.core.files import atomic_write_text
+from soc.core.net import IPAddress, IPNetwork, address_refusal, reached
+from soc.core.safe_yaml import load_yaml
+from soc.core.untrusted import visible
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 MAX_TRUST_STORE_BYTES = 16 * 1024 * 1024
@@ -51,9 +56,19 @@ class Agency(BaseModel):
     name_en: str | None = None
 
 
+def _printable_url(url: str) -> str:
+    """The URL stripped; ValueError when it carries a control, invisible or space character (an agency's CSV
+    could otherwise smuggle terminal escapes into every report, or a URL no HTTP client accepts)."""
+    text = url.strip()
+    if visible(text) != text or any(char.isspace() for char in text):
+        raise ValueError(f"contains a control, invisible or space character ({visible(text)!s}); "
+                         "write the URL with printable characters only")
+    return text
+
+
 def normalise_portal_url(url: str) -> str:
     """Canonical form of a portal URL (lower-case host, default port dropped, path kept), or ValueError."""
-    parts = urlsplit(url.strip())
+    parts = urlsplit(_printable_url(url))
     if parts.scheme.lower() != "https" or not parts.hostname:
         raise ValueError("not a valid https URL (expected https://host[:port]/path)")
     if parts.username or parts.password or parts.query or parts.fragment:
@@ -98,7 +113,7 @@ class Portal(BaseModel):
     def _http_url_is_http(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        parts = urlsplit(value.strip())
+        parts = urlsplit(_printable_url(value))
         if parts.scheme.lower() != "http" or not parts.hostname:
             raise ValueError("not a valid http URL (expected http://host[:port]/path)")
         return value.strip()
@@ -120,6 +135,49 @@ class Portal(BaseModel):
     def port(self) -> int:
         """TCP port from the URL (443 by default)."""
         return urlsplit(self.url).port or 443
+
+
+NUMERIC_HOST = re.compile(r"^[0-9a-fx.]+$", re.IGNORECASE)
+"""A host made of digits, dots and hex (127.1, 0x7f.0.0.1, 2130706433): resolvers read it as an IPv4 address."""
+
+
+def ip_literal(host: str | None) -> IPAddress | None:
+    """The address a URL host names without DNS: an IP literal in any spelling a resolver accepts, else None."""
+    if not host:
+        return None
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    if NUMERIC_HOST.match(host) and any(c.isdigit() for c in host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))  # a local parse, nothing is sent
+        except OSError:
+            return None
+    return None
+
+
+def target_problems(portal: Portal, allowed_networks: Sequence[IPNetwork]) -> list[str]:
+    """'field: why' for each place where `portal` would send the scanner to an address it may not contact.
+
+    Where a scan goes is the operator's decision: the inventory's `address`, and the `url` and `http_url`
+    hosts when they are IP literals, must be public or inside `settings.allowed_networks`. Host names are
+    judged on their DNS answer when the portal is scanned (`soc.scan.job`).
+    """
+    places: list[tuple[str, IPAddress]] = []
+    if portal.address is not None:
+        places.append(("address", portal.address))
+    for field, url in (("url", portal.url), ("http_url", portal.http_url)):
+        literal = ip_literal(urlsplit(url).hostname) if url else None
+        if literal is not None:
+            places.append((field, literal))
+    problems = []
+    for field, address in places:
+        refusal = address_refusal(address, allowed_networks)
+        if refusal is not None:
+            problems.append(f"{field}: {refusal}, not a scan target unless settings.allowed_networks lists its "
+                            f"network (e.g. {ipaddress.ip_network(reached(address))}) — portal {portal.url}")
+    return problems
 
 
 class InformationSystem(BaseModel):
@@ -170,10 +228,11 @@ class InventorySettings(BaseModel):
     parseable (see `trust_store_problem`); an expired anchor is still an anchor."""
     expiry_warning_days: Annotated[int, Field(ge=1, le=365)] = 30
     allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list)
-    """Non-public networks the scanner may follow a portal's links into (AIA caIssuers URLs, redirects).
+    """Non-public networks the scanner may go to: portals' addresses (`address`, IP-literal hosts, DNS
+    answers) and what portals point it at (AIA caIssuers URLs, redirects).
 
     Public addresses are always allowed; everything else (loopback, private, link-local) is refused
-    unless listed here — a portal must not be able to point the scanner at the SOC's own network."""
+    unless listed here — neither a portal nor a spreadsheet may point the scanner at the SOC's own network."""
     trustlabel: TrustLabelSettings = Field(default_factory=lambda: TrustLabelSettings())
     ports: PortsSettings = Field(default_factory=lambda: PortsSettings())
 
@@ -303,7 +362,15 @@ def parse_inventory(data: Any, source: str, base: Path) -> Inventory:
         inventory = Inventory.model_validate(data)
     except ValidationError as exc:
         raise InventoryError(validation_problems(source, exc)) from None
-    return _resolve_paths(inventory, base, source)
+    targets = [f"{source}: portals[{index}].{problem}" for index, portal in enumerate(inventory.portals)
+               for problem in target_problems(portal, inventory.settings.allowed_networks)]
+    try:
+        resolved = _resolve_paths(inventory, base, source)
+    except InventoryError as exc:
+        raise InventoryError(exc.problems + targets) from None
+    if targets:
+        raise InventoryError(targets)
+    return resolved
 
 
 def load_inventory(path: Path) -> Inventory:
@@ -315,7 +382,7 @@ def load_inventory(path: Path) -> Inventory:
         portals, agencies = read_portals_csv(path)
         return parse_inventory({"agencies": agencies, "portals": portals}, source, path.parent)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise InventoryError([f"{source}: not UTF-8 text"]) from None
     except yaml.YAMLError as exc:
@@ -328,11 +395,15 @@ def load_inventory(path: Path) -> Inventory:
 CSV_COLUMNS = ("url", "agency", "agency_name", "address", "expected_ports", "name")
 
 
-def read_portals_csv(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+def read_portals_csv(path: Path, allowed_networks: Sequence[IPNetwork] = ()) -> tuple[
+        list[dict[str, Any]], list[dict[str, str]]]:
     """Read a CSV of portals (columns: url, agency, [agency_name], [address], [expected_ports], [name]).
 
     Returns raw portal and agency mappings; validation happens with the rest of the inventory.
-    Row numbers in messages count the header as row 1, as a spreadsheet shows them.
+    Row numbers in messages count the header as row 1, as a spreadsheet shows them. A row whose address
+    (or URL host) is not public and not inside `allowed_networks` (the settings of the inventory it goes
+    into; a CSV has none of its own) is refused with its row: an agency's spreadsheet must not be able to
+    point the scanner at internal hosts.
     """
     source = path.name
     try:
@@ -368,11 +439,13 @@ def read_portals_csv(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, s
         rows.append(row_number)
         agencies.setdefault(row["agency"], row.get("agency_name") or row["agency"])
     for row_number, portal in zip(rows, portals, strict=True):
+        prefix = f"{source}: row {row_number}: "
         try:
-            Portal.model_validate(portal)
+            checked = Portal.model_validate(portal)
         except ValidationError as exc:
-            prefix = f"{source}: row {row_number}: "
             problems += [prefix + p.removeprefix(f"{source}: ") for p in validation_problems(source, exc)]
+            continue
+        problems += [prefix + problem for problem in target_problems(checked, allowed_networks)]
     if problems:
         raise InventoryError(problems)
     return portals, [{"id": k, "name": v} for k, v in agencies.items()]
@@ -383,11 +456,12 @@ def merge_portals_csv(csv_path: Path, yaml_path: Path) -> tuple[int, int]:
 
     Returns (added, updated). The YAML file is replaced only when the merged inventory validates.
     """
-    portals, agencies = read_portals_csv(csv_path)
     data: dict[str, Any] = {}
+    allowed: Sequence[IPNetwork] = ()
     if yaml_path.exists():
-        load_inventory(yaml_path)  # refuse to build on a broken file
-        data = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
+        allowed = load_inventory(yaml_path).settings.allowed_networks  # and refuse to build on a broken file
+        data = load_yaml(yaml_path.read_text(encoding="utf-8")) or {}
+    portals, agencies = read_portals_csv(csv_path, allowed)
     known_agencies = {a["id"] for a in data.setdefault("agencies", [])}
     data["agencies"] += [a for a in agencies if a["id"] not in known_agencies]
     existing = {normalise_portal_url(p["url"]): i for i, p in enumerate(data.setdefault("portals", []))}

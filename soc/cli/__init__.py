@@ -6,7 +6,13 @@ Exit codes: 0 the command ran (findings are not errors); 1 findings at or above 
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import signal
+import sys
 import warnings
+from typing import NoReturn
 
 import typer
 
@@ -16,6 +22,7 @@ from soc.cli.compliance import compliance, coverage_app, systems_app
 from soc.cli.findings import findings, triage_command
 from soc.cli.inventory import inventory_app
 from soc.cli.scan import demo, diff, runs, scan
+from soc.core.process import remove_owned_temp_files
 
 app = typer.Typer(
     help="Bộ công cụ SOC tỉnh Đồng Nai / Đồng Nai provincial SOC toolkit.",
@@ -51,4 +58,28 @@ def main() -> None:
 
     # The standard root stores hold a few old roots with negative serials; that is not the user's concern.
     warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning)
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        if exc.code == INTERRUPTED:
+            exit_at_once(INTERRUPTED)
+        raise
+
+
+INTERRUPTED = 130
+
+
+def exit_at_once(code: int) -> NoReturn:
+    """End the process now, after Ctrl-C: what was scanned is stored, the run marked, the store closed.
+
+    The interpreter's own exit would still join threads and tear down every module (0.3–0.6 s here,
+    more on a busy machine, with collector threads left in a hostile portal's socket read); Ctrl-C is
+    promised to end the process within two seconds, so the few things that matter are done by hand.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a further Ctrl-C must not cut this short
+    remove_owned_temp_files()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from soc.cli.common import DbOption, console, service_context, write_json
+from soc.cli.common import DbOption, console, service_context, shown, write_json
 from soc.core.clock import local_time
+from soc.core.untrusted import json_text
 from soc.services.audit import audit_entries
 
 
@@ -24,7 +23,7 @@ def audit(
     db: DbOption = None,
 ) -> None:
     """Nhật ký thay đổi / The audit log: who changed what, when, before → after."""
-    with service_context(ctx, db) as context:
+    with service_context(ctx, db, writes=False) as context:
         entries = audit_entries(context, action, subject, limit)
     if as_json:
         write_json(Path("-"), {"entries": [e.model_dump(mode="json") for e in entries]})
@@ -34,11 +33,12 @@ def audit(
         table.add_column(column, overflow="fold")
     for entry in entries:
         change = f"{_brief(entry.before)} → {_brief(entry.after)}" if entry.before else _brief(entry.after)
-        if entry.note and escape(json.dumps(entry.note, ensure_ascii=False)) not in change:
-            change += f"\n[dim]{escape(entry.note)}[/]"
-        table.add_row(local_time(entry.at), escape(entry.actor), entry.action, escape(entry.subject[:40]), change)
+        if entry.note and shown(json_text(entry.note, indent=None)) not in change:
+            change += f"\n[dim]{shown(entry.note)}[/]"
+        table.add_row(local_time(entry.at), shown(entry.actor), shown(entry.action), shown(entry.subject[:40]),
+                      change)
     console.print(table)
 
 
 def _brief(values: dict[str, object] | None) -> str:
-    return escape(json.dumps(values, ensure_ascii=False)[:300]) if values else "—"
+    return shown(json_text(values, indent=None)[:300]) if values else "—"

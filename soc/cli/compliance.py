@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from soc.cli.common import (
@@ -19,6 +17,8 @@ from soc.cli.common import (
     fail,
     load_inventory_or_fail,
     service_context,
+    shown,
+    write_json,
 )
 from soc.compliance.history import RegisterChanges
 from soc.compliance.kpi import Kpi
@@ -61,9 +61,9 @@ def _changes_table(title: str, changes: RegisterChanges) -> Table:
     for column in ("Mã / Key", "Trường / Field", "Cũ / Old", "Mới / New"):
         table.add_column(column, overflow="fold")
     for key in changes.added[:200]:
-        table.add_row(escape(key), "[green]thêm mới / added[/]", "", "")
+        table.add_row(shown(key), "[green]thêm mới / added[/]", "", "")
     for change in changes.fields[:200]:
-        table.add_row(escape(change.key), change.field, escape(str(change.old)), escape(str(change.new)))
+        table.add_row(shown(change.key), shown(change.field), shown(change.old), shown(change.new))
     table.caption = (f"{len(changes.added)} thêm / added, {len(changes.changed)} sửa / changed, "
                      f"{len(changes.unchanged)} không đổi / unchanged")
     return table
@@ -89,9 +89,9 @@ def systems_export(
 ) -> None:
     """Xuất sổ đăng ký / Export the register as it stood on a date."""
     inv = load_inventory_or_fail(inventory)
-    with service_context(ctx, db) as context:
+    with service_context(ctx, db, writes=False) as context:
         records = register_service.export_systems(context, path, inv, _day(as_of), english=english)
-    console.print(f"{escape(str(path))}: {len(records)} hệ thống / systems")
+    console.print(f"{shown(path)}: {len(records)} hệ thống / systems")
 
 
 @systems_app.command("list")
@@ -101,7 +101,7 @@ def systems_list(
     as_of: AsOfOption = None, db: DbOption = None,
 ) -> None:
     """Danh sách hệ thống / List the register, coloured by approval status."""
-    with service_context(ctx, db) as context:
+    with service_context(ctx, db, writes=False) as context:
         day = _day(as_of) or today(context.clock)
         records = register_service.systems_as_of(context, day, agency)
     table = Table(title=f"Hệ thống thông tin / Information systems — {day:%d/%m/%Y}")
@@ -112,8 +112,8 @@ def systems_list(
         style = STATUS_STYLE[r.status]
         decision = " ".join(x for x in (r.decision_number or "", f"{r.decision_date:%d/%m/%Y}" if r.decision_date
                                         else "") if x)
-        table.add_row(escape(r.id), escape(r.name), r.agency, str(r.proposed_level or "—"),
-                      str(r.approved_level or "—"), f"[{style}]{r.status.value}[/]", escape(decision) or "—",
+        table.add_row(shown(r.id), shown(r.name), shown(r.agency), str(r.proposed_level or "—"),
+                      str(r.approved_level or "—"), f"[{style}]{r.status.value}[/]", shown(decision) or "—",
                       "có / yes" if r.in_operation else "không / no", r.requirements.value if r.requirements else "—")
     console.print(table)
 
@@ -123,14 +123,14 @@ def systems_history(
     ctx: typer.Context, system_id: Annotated[str, typer.Argument(help="System id.")], db: DbOption = None,
 ) -> None:
     """Lịch sử thay đổi / Who changed what, when, for one system."""
-    with service_context(ctx, db) as context:
+    with service_context(ctx, db, writes=False) as context:
         history = register_service.system_history(context, system_id)
-    table = Table(title=f"Lịch sử / History — {escape(system_id)}")
+    table = Table(title=f"Lịch sử / History — {shown(system_id)}")
     for column in ("Từ / From", "Người / Who", "Tệp / File", "Thay đổi / Changes"):
         table.add_column(column, overflow="fold")
     for entry in history:
         text = "; ".join(f"{c.field}: {c.old} → {c.new}" for c in entry.changes) or "—"
-        table.add_row(local_time(entry.valid_from), escape(entry.actor), escape(entry.source), escape(text))
+        table.add_row(local_time(entry.valid_from), shown(entry.actor), shown(entry.source), shown(text))
     console.print(table)
 
 
@@ -154,8 +154,8 @@ def _import(ctx: typer.Context, path: Path, inventory: Path | None, actor: str |
     if result.evaluation_error is not None:
         fail(f"{path.name} was applied, but the compliance evaluation failed: {result.evaluation_error}")
     for warning in result.sheet.warnings:
-        console.print(f"[yellow]Cảnh báo / Warning:[/] {escape(warning)}")
-    console.print(_changes_table(f"{escape(path.name)}: thay đổi / changes", result.changes))
+        console.print(f"[yellow]Cảnh báo / Warning:[/] {shown(warning)}")
+    console.print(_changes_table(f"{shown(path.name)}: thay đổi / changes", result.changes))
     if result.effective is not None:
         basis = {"option": "--effective", "file": "ngày số liệu ghi trong tệp / the file's 'as of' date",
                  "import": "ngày nhập / the import date"}[result.effective_basis]
@@ -179,7 +179,7 @@ def _kpi_table(title: str, kpis: list[Kpi]) -> Table:
         value = f"{kpi.percent:.2f}%" if kpi.kind == "rate" and kpi.percent is not None else (
             str(int(kpi.percent)) if kpi.percent is not None else "—")
         change = "—" if kpi.change is None else f"{kpi.change:+.2f}"
-        table.add_row(f"{escape(kpi.title_vi)}\n[dim]{escape(kpi.title_en)}[/]", value,
+        table.add_row(f"{shown(kpi.title_vi)}\n[dim]{shown(kpi.title_en)}[/]", value,
                       f"{kpi.numerator}/{kpi.denominator}", kpi.target, f"[{KPI_STYLE[kpi.status]}]{kpi.status}[/]",
                       change)
     return table
@@ -195,20 +195,20 @@ def compliance(
 ) -> None:
     """Chỉ tiêu an toàn thông tin / The plan's security KPIs for the province and each agency."""
     inv = load_inventory_or_fail(inventory)
-    with service_context(ctx, db) as context:
+    with service_context(ctx, db, writes=False) as context:
         result = compliance_service.kpis(context, inv, _day(as_of), agency, known_at)
     if as_json:
-        typer.echo(json.dumps(ComplianceOutput.of(result).to_json(), ensure_ascii=False, indent=2))
+        write_json(Path("-"), ComplianceOutput.of(result).to_json())
         return
     rules = result.ruleset
     note = " — [yellow]cần đối chiếu Công báo / to be confirmed against the official gazette[/]" if (
         rules.to_be_confirmed) else ""
     known = f"; theo dữ liệu đã có lúc / as known at {local_time(result.known_at)}" if result.known_at else ""
     console.print(f"Ngày / As of {result.as_of:%d/%m/%Y}{known}; quy định / rules: {rules.id}{note}")
-    console.print(f"Báo cáo gửi / Report to: {escape(', '.join(rules.report_to))}")
+    console.print(f"Báo cáo gửi / Report to: {shown(', '.join(rules.report_to))}")
     scopes = ([result.province] if agency is None else []) + result.agencies
     for scope in scopes:
         title = scope.name if scope is result.province else f"{scope.name} ({scope.id})"
-        console.print(_kpi_table(escape(title), scope.kpis))
+        console.print(_kpi_table(shown(title), scope.kpis))
         if scope.note:
-            console.print(f"[yellow]{escape(scope.note)}[/]")
+            console.print(f"[yellow]{shown(scope.note)}[/]")

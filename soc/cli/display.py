@@ -1,6 +1,7 @@
 """Rendering for the terminal (Rich): tables and progress. Nothing here decides anything.
 
-All text shown may come from scanned servers: Rich markup in it is escaped.
+All text shown may come from scanned servers: it goes through `shown` (control and bidi characters made
+visible, Rich markup escaped).
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from soc.cli.common import shown
 from soc.core.clock import local_time
 from soc.core.models import ScanRun, Severity, StoredFinding
 from soc.inventory import Portal
@@ -49,7 +50,7 @@ class ProgressDisplay:
         self._steps = len(collectors) + 1
         self._overall = self._progress.add_task("[bold]Tổng / Total", total=len(portals), state="")
         self._tasks: dict[str, TaskID] = {
-            p.url: self._progress.add_task(escape(p.url), total=self._steps, state="chờ / queued") for p in portals
+            p.url: self._progress.add_task(shown(p.url), total=self._steps, state="chờ / queued") for p in portals
         }
         self._hide_done = len(portals) > MANY_PORTALS
 
@@ -79,7 +80,7 @@ class ProgressDisplay:
 
 def _portal_label(url: str) -> str:
     """A portal URL as shown in narrow tables: without the scheme and the trailing slash."""
-    return escape(url.removeprefix("https://").rstrip("/"))
+    return shown(url.removeprefix("https://").rstrip("/"))
 
 
 def _severity_counts(findings: Sequence[ScanFinding]) -> str:
@@ -131,10 +132,10 @@ def findings_table(findings: Sequence[StoredFinding], title: str = "Phát hiện
         if f.portal_url != portal:
             portal = f.portal_url
             table.add_section()
-            table.add_row("", "", f"[bold]{escape(portal)}[/]", "", "")
+            table.add_row("", "", f"[bold]{shown(portal)}[/]", "", "")
         evidence = f.evidence if len(f.evidence) <= 200 else f.evidence[:199] + "…"
-        text = f"{escape(f.title_vi)}\n[dim]{escape(f.title_en)} — {escape(evidence)}[/]"
-        table.add_row(severity_text(f.severity), f.check_id, text, f.status.value, f.fingerprint[:10])
+        text = f"{shown(f.title_vi)}\n[dim]{shown(f.title_en)} — {shown(evidence)}[/]"
+        table.add_row(severity_text(f.severity), shown(f.check_id), text, f.status.value, f.fingerprint[:10])
     return table
 
 
@@ -146,7 +147,7 @@ def runs_table(runs: Sequence[ScanRun]) -> Table:
         table.add_column(column)
     for run in runs:
         table.add_row(run.id[:12], local_time(run.started_at), local_time(run.finished_at), run.status.value,
-                      f"{run.portals_done}/{run.portal_count}", escape(run.inventory))
+                      f"{run.portals_done}/{run.portal_count}", shown(run.inventory))
     return table
 
 
@@ -158,7 +159,7 @@ def diff_table(diff: DiffOutput) -> Table:
     for label, items in (("mới / new", diff.new), ("còn / still open", diff.still_open),
                          ("hết / resolved", diff.resolved)):
         for f in sorted(items, key=lambda f: (f.severity.rank, f.portal_url, f.check_id)):
-            table.add_row(label, severity_text(f.severity), escape(f.portal_url), f.check_id)
+            table.add_row(label, severity_text(f.severity), shown(f.portal_url), shown(f.check_id))
     counts = diff.counts
     table.caption = f"{counts.new} mới / new, {counts.still_open} còn / still open, {counts.resolved} hết / resolved"
     return table

@@ -23,7 +23,7 @@ def findings(
     db: DbOption = None,
 ) -> None:
     """Danh sách phát hiện / List stored findings."""
-    with service_context(ctx, db) as context:
+    with service_context(ctx, db, writes=False) as context:
         output = list_findings(context, status or [], severity or [], check or [], portal)
     if as_json:
         write_json(Path("-"), output.to_json())

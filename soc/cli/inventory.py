@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from soc.cli.common import DbOption, console, fail, service_context
+from soc.cli.common import DbOption, console, fail, service_context, shown
 from soc.inventory import InventoryError
 from soc.services.inventory import check_inventory, import_portals
 
@@ -22,7 +21,7 @@ def inventory_check(path: Annotated[Path, typer.Argument(help="YAML inventory or
         inventory = check_inventory(path)
     except InventoryError as exc:
         fail(str(exc))
-    console.print(f"{escape(str(path))}: OK — {len(inventory.agencies)} cơ quan / agencies, "
+    console.print(f"{shown(path)}: OK — {len(inventory.agencies)} cơ quan / agencies, "
                   f"{len(inventory.portals)} cổng / portals, {len(inventory.systems)} hệ thống / systems")
 
 
@@ -38,4 +37,4 @@ def inventory_import(
         fail(f"{csv_path}: file not found")
     with service_context(ctx, db) as context:
         added, updated = import_portals(context, csv_path, into)
-    console.print(f"{escape(str(into))}: +{added} cổng mới / new, {updated} cập nhật / updated")
+    console.print(f"{shown(into)}: +{added} cổng mới / new, {updated} cập nhật / updated")

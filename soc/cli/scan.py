@@ -14,6 +14,7 @@ from soc.cli.common import (
     fail,
     service_context,
     settings_with,
+    shown,
     write_json,
 )
 from soc.cli.display import ProgressDisplay, diff_table, findings_table, runs_table, summary_table
@@ -85,7 +86,7 @@ def demo(
 
     settings = settings_with(db)
     workdir = settings.db.parent / "lab"
-    console.print(f"Phòng lab / Portal lab: {workdir} (127.0.10.0/24, port {port or 'ephemeral'})")
+    console.print(f"Phòng lab / Portal lab: {shown(workdir)} (127.0.10.0/24, port {port or 'ephemeral'})")
     try:
         lab = PortalLab(workdir, port=port)
         lab.start()
@@ -95,14 +96,15 @@ def demo(
         scan_and_show(ctx, lab.inventory_path, settings, [], json_out, show_findings=True)
     finally:
         lab.stop()
-    console.print(f"Kho dữ liệu / Store: {settings.db} — xem lại / review: soc findings --db {settings.db}")
+    store = shown(settings.db)
+    console.print(f"Kho dữ liệu / Store: {store} — xem lại / review: soc findings --db {store}")
 
 
 def runs(ctx: typer.Context, db: DbOption = None, limit: int = 20) -> None:
     """Các lượt quét gần đây / Recent scan runs."""
     from soc.services.runs import list_runs
 
-    with service_context(ctx, db) as context:
+    with service_context(ctx, db, writes=False) as context:
         console.print(runs_table(list_runs(context, limit)))
 
 
@@ -116,7 +118,7 @@ def diff(
     """Thay đổi giữa hai lượt quét / What changed between two scan runs."""
     from soc.services.runs import diff_runs
 
-    with service_context(ctx, db) as context:
+    with service_context(ctx, db, writes=False) as context:
         changes = diff_runs(context, run_a, run_b)
     if as_json:
         write_json(Path("-"), changes.to_json())

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import csv
 import difflib
-import io
+import functools
 import re
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Final, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -28,9 +27,11 @@ from soc.compliance.models import (
     RequirementStatus,
     SystemRecord,
 )
+from soc.compliance.sheet_files import Merge, SheetLimits, WorkbookError, read_csv, read_xlsx
 from soc.compliance.vocabulary import BASE_VOCABULARY, Sheet, ValueKind, Vocabulary, fold
 from soc.core.errors import ProblemsError
 from soc.core.files import atomic_write
+from soc.core.untrusted import visible
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 Kind = Literal["text", "agency", "level", "status", "date", "bool", "environment", "requirements", "count"]
@@ -148,7 +149,8 @@ class _CellProblem(Exception):
 # --- text normalisation -------------------------------------------------------------------------------------
 
 
-_normalise = fold
+_normalise = functools.lru_cache(maxsize=4096)(fold)
+"""Folded text, remembered: the same few words (statuses, yes/no, agencies) fill most cells of a register."""
 
 
 def _display(text: str) -> str:
@@ -201,6 +203,10 @@ class _Lookup:
     names: Mapping[str, str]
     index: Mapping[str, frozenset[str]]
     vocabulary: Vocabulary
+    choices: dict[ValueKind, tuple[dict[str, object], list[str], list[str]]] = field(
+        default_factory=dict, compare=False)
+    """Per value kind, built at its first cell (folding every word per cell cost seconds a thousand rows):
+    folded word → value, every word, the words written out."""
 
     @classmethod
     def build(cls, agencies: Mapping[str, str], vocabulary: Vocabulary = BASE_VOCABULARY) -> _Lookup:
@@ -215,13 +221,16 @@ class _Lookup:
         what, convert = _CHOICES[kind]
         if kind == "bool" and (isinstance(value, bool) or value in (0, 1)):
             return bool(value)
-        index: dict[str, object] = {}
-        words: list[str] = []
-        main: list[str] = []
-        for choice, labels in self.vocabulary.values.get(kind, {}).items():
-            words += [*labels.vi, *labels.en]
-            main += [*labels.vi[:1], *labels.en[:1]]
-            index.update({_normalise(word): convert(choice) for word in (*labels.vi, *labels.en, choice)})
+        if kind not in self.choices:
+            index: dict[str, object] = {}
+            words: list[str] = []
+            main: list[str] = []
+            for choice, labels in self.vocabulary.values.get(kind, {}).items():
+                words += [*labels.vi, *labels.en]
+                main += [*labels.vi[:1], *labels.en[:1]]
+                index.update({_normalise(word): convert(choice) for word in (*labels.vi, *labels.en, choice)})
+            self.choices[kind] = (index, words, main)
+        index, words, main = self.choices[kind]
         text = _normalise(value) if isinstance(value, str) else None
         if text is None or text not in index:
             close = _suggest(value, words) if isinstance(value, str) else []
@@ -352,18 +361,6 @@ def _parse(kind: Kind, value: object, lookup: _Lookup) -> object:
 # --- grids: a sheet or a CSV file as rows of cell values --------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Merge:
-    ref: str
-    min_row: int
-    min_col: int
-    max_row: int
-    max_col: int
-
-    def covers(self, row: int, col: int) -> bool:
-        return self.min_row <= row <= self.max_row and self.min_col <= col <= self.max_col
-
-
 @dataclass
 class _Grid:
     """One sheet of a workbook, or a CSV file: rows of cell values, 1-based like the spreadsheet."""
@@ -373,7 +370,7 @@ class _Grid:
     rows: list[list[object]]
     formulas: dict[tuple[int, int], str] = field(default_factory=dict)
     errors: set[tuple[int, int]] = field(default_factory=set)
-    merges: list[_Merge] = field(default_factory=list)
+    merges: list[Merge] = field(default_factory=list)
 
     def cell(self, row: int, col: int) -> object:
         cells = self.rows[row - 1] if row <= len(self.rows) else []
@@ -392,63 +389,22 @@ class _Grid:
         return not self.formulas and all(_is_empty(value) for cells in self.rows for value in cells)
 
 
-def _open(path: Path) -> list[_Grid]:
-    """The sheets of an XLSX workbook, or the rows of a CSV file (one grid per delimiter tried)."""
+def _open(path: Path, limits: SheetLimits) -> list[_Grid]:
+    """The sheets of an XLSX workbook, or the rows of a CSV file (one grid per delimiter tried), read within
+    `limits` (`soc.compliance.sheet_files`): a file over one is refused with the reason."""
     suffix = path.suffix.lower()
     if suffix not in (".xlsx", ".csv"):
         hint = " (old Excel 97–2003 format: open it in Excel and save as .xlsx)" if suffix == ".xls" else ""
         raise SheetError([f"{path.name}: not an .xlsx or .csv file{hint}"])
     if not path.is_file():
         raise SheetError([f"{path.name}: no such file"])
-    return _open_xlsx(path) if suffix == ".xlsx" else _open_csv(path)
-
-
-def _open_xlsx(path: Path) -> list[_Grid]:
-    import openpyxl  # type: ignore[import-untyped]  # here: commands that read no workbook should not pay for it
-
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            workbook = openpyxl.load_workbook(path, data_only=False)
-    except Exception as exc:  # a damaged workbook can fail anywhere inside openpyxl
-        raise SheetError([f"{path.name}: not a readable XLSX workbook ({type(exc).__name__}: {exc})"]) from None
-    try:
-        return [_sheet_grid(path.name, sheet) for sheet in workbook.worksheets]
-    finally:
-        workbook.close()
-
-
-def _sheet_grid(file: str, sheet: Any) -> _Grid:
-    grid = _Grid(file, str(sheet.title), [])
-    for row_number, row in enumerate(sheet.iter_rows(min_row=1, min_col=1), start=1):
-        values: list[object] = []
-        for col_number, cell in enumerate(row, start=1):
-            if cell.data_type == "f":
-                grid.formulas[(row_number, col_number)] = str(getattr(cell.value, "text", cell.value))
-                values.append(None)
-                continue
-            if cell.data_type == "e":
-                grid.errors.add((row_number, col_number))
-            values.append(cell.value)
-        grid.rows.append(values)
-    for merged in sheet.merged_cells.ranges:
-        grid.merges.append(_Merge(merged.coord, merged.min_row, merged.min_col, merged.max_row, merged.max_col))
-    return grid
-
-
-def _open_csv(path: Path) -> list[_Grid]:
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise SheetError([f"{path.name}: not UTF-8 text (in Excel, save as 'CSV UTF-8')"]) from None
-    grids = []
-    for delimiter in (",", ";"):
-        try:
-            rows: list[list[object]] = [list(r) for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
-        except csv.Error as exc:
-            raise SheetError([f"{path.name}: not a readable CSV file ({exc})"]) from None
-        grids.append(_Grid(path.name, None, rows))
-    return grids
+        sheets = read_xlsx(path, limits) if suffix == ".xlsx" else read_csv(path, limits)
+    except WorkbookError as exc:
+        raise SheetError(exc.problems) from None
+    if not sheets:
+        raise SheetError([f"{path.name}: contains no data"])
+    return [_Grid(path.name, raw.title, raw.rows, raw.formulas, raw.errors, raw.merges) for raw in sheets]
 
 
 # --- the header row --------------------------------------------------------------------------------------
@@ -718,6 +674,22 @@ class _Parsed(Generic[RecordT]):
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seen: dict[str, tuple[_Grid, int]] = field(default_factory=dict)
+    unchecked: str | None = None
+    """Where checking stopped (file, sheet and row) once `MAX_PROBLEMS` were found."""
+
+    def listed(self) -> list[str]:
+        """The problems, at most `MAX_PROBLEMS`, and where checking stopped if it did."""
+        if self.unchecked is None and len(self.problems) <= MAX_PROBLEMS:
+            return self.problems
+        place = self.unchecked or "the rest of the file"
+        return [*self.problems[:MAX_PROBLEMS],
+                f"{place}: not checked, nor anything after it: only the first {MAX_PROBLEMS} problems are listed; "
+                "correct them and import the file again"]
+
+
+MAX_PROBLEMS: Final = 1000
+"""Problems listed at most; past them the remaining rows are not checked (a wholly wrong or hostile file would
+cost minutes of 'did you mean' suggestions, and nobody reads further)."""
 
 
 def _data_merges(grid: _Grid, header: _Header) -> tuple[list[str], set[tuple[int, int]]]:
@@ -738,6 +710,17 @@ def _data_merges(grid: _Grid, header: _Header) -> tuple[list[str], set[tuple[int
     return problems, hidden
 
 
+_CELL_CONTROL: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""The control characters (Unicode Cc: C0, DEL, C1) a cell may not hold: all but tab and the line breaks of
+Alt+Enter. NUL and most of C0 cannot even be written to a workbook; the others drive terminals."""
+
+
+def _control_character(text: str) -> str | None:
+    """The first control character of `text` a cell may not hold, as an escape (e.g. \\x07), else None."""
+    found = _CELL_CONTROL.search(text)
+    return f"\\x{ord(found[0]):02x}" if found else None
+
+
 def _read_cell(grid: _Grid, row: int, col: int, column: Column, lookup: _Lookup) -> object:
     """One cell's parsed value (None when empty, False for an empty yes/no), or `_CellProblem`."""
     if (row, col) in grid.formulas:
@@ -748,6 +731,9 @@ def _read_cell(grid: _Grid, row: int, col: int, column: Column, lookup: _Lookup)
     value = grid.cell(row, col)
     if (row, col) in grid.errors:
         raise _CellProblem(f"contains the Excel error {value}; correct or clear the cell")
+    if isinstance(value, str) and (control := _control_character(value)):
+        raise _CellProblem(f"contains a control character ({control}); retype the cell without it (it is "
+                           "invisible, often pasted from another program, and breaks the register's exports)")
     if _is_empty(value):
         if column.required:
             raise _CellProblem("a value is required")
@@ -809,6 +795,9 @@ def _parse_grid(scan: _Scan, schema: _Schema[RecordT], lookup: _Lookup, parsed: 
     if not rows:
         parsed.warnings.append(f"{grid.where()}: no data rows below the header (row {header.row})")
     for row in rows:
+        if len(parsed.problems) >= MAX_PROBLEMS:
+            parsed.unchecked = grid.where(row)
+            return
         values, problems = _parse_row(grid, header, row, hidden, lookup)
         _check_unique(grid, row, values, headers, schema, parsed)
         if not problems and not any((row, col) in hidden for col, _, _ in header.columns):
@@ -847,17 +836,18 @@ def _check_unique(
 
 
 def _read(path: Path, agencies: Mapping[str, str], schema: _Schema[RecordT],
-          vocabulary: Vocabulary) -> SheetResult[RecordT]:
+          vocabulary: Vocabulary, limits: SheetLimits | None) -> SheetResult[RecordT]:
     schema = replace(schema, columns=columns_for(schema.sheet, vocabulary), ignored=vocabulary.ignored_headers)
-    grids = _open(path)
+    grids = _open(path, limits or SheetLimits())
     scans, ignored = _select(grids, schema, is_csv=path.suffix.lower() == ".csv")
     parsed: _Parsed[RecordT] = _Parsed(warnings=ignored)
     index = _Lookup.build(agencies, vocabulary)
     for scan in scans:
-        _parse_grid(scan, schema, index, parsed)
+        if parsed.unchecked is None:
+            _parse_grid(scan, schema, index, parsed)
     as_of = _as_of(scans, parsed)
     if parsed.problems:
-        raise SheetError(parsed.problems)
+        raise SheetError(parsed.listed())
     columns = frozenset(key for scan in scans if scan.header for key in scan.header.fields())
     return SheetResult(parsed.records, parsed.warnings, columns, as_of)
 
@@ -866,7 +856,14 @@ def _read(path: Path, agencies: Mapping[str, str], schema: _Schema[RecordT],
 
 
 def _format(column: Column, value: object, lookup: _Lookup, english: bool) -> CellValue:
-    """A record value as written in a cell."""
+    """A record value as written in a cell: stored text is evidence from outside, so its control, bidi and
+    invisible characters are written as visible escapes (`\\x1b`; line feeds and tabs kept). XLSX cannot
+    hold most C0 controls at all (openpyxl's IllegalCharacterError), and CSV is often read with `cat`."""
+    cell = _cell_value(column, value, lookup, english)
+    return visible(cell, multiline=True) if isinstance(cell, str) else cell
+
+
+def _cell_value(column: Column, value: object, lookup: _Lookup, english: bool) -> CellValue:
     if value is None:
         return None
     if column.kind in _CHOICES:
@@ -906,7 +903,7 @@ def _check_records(path: Path, records: Sequence[RecordT], lookup: _Lookup, sche
 
 
 def _write_xlsx(path: Path, title: str, rows: Sequence[Sequence[CellValue]]) -> None:
-    import openpyxl
+    import openpyxl  # type: ignore[import-untyped]
     from openpyxl.styles import Font  # type: ignore[import-untyped]
 
     workbook = openpyxl.Workbook()
@@ -1007,16 +1004,18 @@ _COVERAGE: Final = _Schema(
 )
 
 
-def read_systems(path: Path, agencies: Mapping[str, str],
-                 vocabulary: Vocabulary = BASE_VOCABULARY) -> SheetResult[SystemRecord]:
-    """Read a register of information systems (XLSX or CSV); `agencies` maps id → name; `SheetError` on any problem."""
-    return _read(path, agencies, _SYSTEMS, vocabulary)
+def read_systems(path: Path, agencies: Mapping[str, str], vocabulary: Vocabulary = BASE_VOCABULARY,
+                 limits: SheetLimits | None = None) -> SheetResult[SystemRecord]:
+    """Read a register of information systems (XLSX or CSV); `agencies` maps id → name; `SheetError` on any
+    problem, or when the file is over `limits` (default: `SheetLimits()`)."""
+    return _read(path, agencies, _SYSTEMS, vocabulary, limits)
 
 
-def read_coverage(path: Path, agencies: Mapping[str, str],
-                  vocabulary: Vocabulary = BASE_VOCABULARY) -> SheetResult[CoverageRecord]:
-    """Read an anti-malware coverage sheet (XLSX or CSV); `agencies` maps id → name; `SheetError` on any problem."""
-    return _read(path, agencies, _COVERAGE, vocabulary)
+def read_coverage(path: Path, agencies: Mapping[str, str], vocabulary: Vocabulary = BASE_VOCABULARY,
+                  limits: SheetLimits | None = None) -> SheetResult[CoverageRecord]:
+    """Read an anti-malware coverage sheet (XLSX or CSV); `agencies` maps id → name; `SheetError` on any
+    problem, or when the file is over `limits` (default: `SheetLimits()`)."""
+    return _read(path, agencies, _COVERAGE, vocabulary, limits)
 
 
 def write_systems(

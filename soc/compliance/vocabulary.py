@@ -24,6 +24,7 @@ from soc.compliance.models import (
     SystemRecord,
 )
 from soc.core.errors import ProblemsError
+from soc.core.safe_yaml import load_yaml
 
 BASE_PATH: Final = Path(__file__).with_name("vocabulary.yaml")
 Sheet = Literal["systems", "coverage"]
@@ -124,7 +125,7 @@ def _read(path: Path) -> VocabularyFile:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise VocabularyError([f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB; not a vocabulary file"])
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise VocabularyError([f"{path}: cannot be read ({exc.strerror or exc})"]) from None
     except UnicodeDecodeError:

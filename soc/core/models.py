@@ -40,7 +40,8 @@ class FindingStatus(StrEnum):
 
 
 class RunStatus(StrEnum):
-    """State of a scan run. A run left `running` by a crash is turned `incomplete` by `mark_abandoned_runs`."""
+    """State of a scan run. A run left `running` by a killed process is turned `incomplete` when the next
+    command opens the store (`soc.services.context.mark_abandoned_runs`)."""
 
     RUNNING = "running"
     COMPLETE = "complete"
@@ -115,6 +116,27 @@ class ScanRun(BaseModel):
     inventory: str
     portal_count: int
     portals_done: int = 0
+
+
+class RunOwner(BaseModel):
+    """The process that runs a scan, kept with the run so that a run left by a killed process is known at once."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    pid: int
+    started: str | None = None
+    """Opaque token of the process's start (on Linux its boot and start tick): a reused pid has another."""
+
+
+class RunningRun(BaseModel):
+    """A run still marked `running`, with what tells whether its process lives: owner and last heartbeat."""
+
+    run: ScanRun
+    owner: RunOwner | None = None
+    """None for runs begun before owners were recorded (store revision 0007)."""
+    heartbeat_at: datetime | None = None
+    """When the owner last said it was alive (updated every few seconds while the scan runs)."""
 
 
 class PortalChanges(BaseModel):

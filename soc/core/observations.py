@@ -24,6 +24,10 @@ class Unreachable(StrEnum):
     RESET = "reset"
     NOT_TLS = "not_tls"
     HANDSHAKE = "handshake"
+    TOO_SLOW = "too_slow"
+    """It answers, but not within the deadline of an exchange or the portal's time budget (it trickles)."""
+    NOT_ALLOWED = "not_allowed"
+    """Never contacted: its DNS answer is a non-public address outside the inventory's `allowed_networks`."""
     OTHER = "other"
 
 
@@ -181,6 +185,12 @@ class TlsObservation(BaseModel):
         return ()
 
 
+MIXED_CONTENT_CHECK = "http.mixed_content"
+"""The check a homepage read in part leaves unjudged."""
+LABEL_CHECKS = "trustlabel."
+"""The checks a homepage searched in part, without a badge for the portal, leaves unjudged."""
+
+
 class RedirectHop(BaseModel):
     """One response on the way from http:// to the final page."""
 
@@ -267,6 +277,10 @@ class HttpObservation(BaseModel):
     mixed_content: list[str] = Field(default_factory=list)
     """http:// URLs of scripts, styles or frames loaded by the https page."""
     badges: list[TrustBadge] = Field(default_factory=list)
+    page_cut: str | None = None
+    """Why only part of the homepage was read (a body of max_body bytes, a page over the parser's bounds: tokens,
+    characters, attributes of one tag, links…). What needs the whole page then has no verdict of absence: no
+    mixed content here, no badge in the label observation."""
     security_txt: bool | None = None
     security_txt_error: str | None = None
 
@@ -275,6 +289,11 @@ class HttpObservation(BaseModel):
         """The homepage was read and its headers judged, and the redirect and security.txt probes answered."""
         return (self.error is None and self.headers_error is None and self.redirect_error is None
                 and self.security_txt is not None)
+
+    @property
+    def unjudged(self) -> tuple[str, ...]:
+        """A page read in part does not show that it loads nothing over http://: such a finding stays as it is."""
+        return (MIXED_CONTENT_CHECK,) if self.page_cut is not None else ()
 
 
 class LabelObservation(BaseModel):
@@ -288,6 +307,8 @@ class LabelObservation(BaseModel):
     badge_for_host: bool = True
     """Some badge names this portal, so only the registry can settle the label's status."""
     registry: TrustLabelStatus | None = None
+    page_cut: str | None = None
+    """Why only part of the homepage was searched for badges (`HttpObservation.page_cut`)."""
 
     @property
     def complete(self) -> bool:
@@ -298,6 +319,12 @@ class LabelObservation(BaseModel):
         if not self.page_read:
             return False
         return not self.badge_for_host or (self.registry is not None and self.registry.found is not None)
+
+    @property
+    def unjudged(self) -> tuple[str, ...]:
+        """A page searched in part without a badge for this portal settles nothing: the badge may be in the part
+        not read, so no label finding is resolved (nor missing / mismatch raised)."""
+        return (LABEL_CHECKS,) if self.page_read and self.page_cut is not None and not self.badge_for_host else ()
 
 
 class OpenPort(BaseModel):

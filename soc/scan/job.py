@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
 import queue
 import socket
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
 from soc.core.clock import Clock
+from soc.core.net import IPNetwork, address_refusal
 from soc.core.observations import FailedObservation
 from soc.core.settings import Settings
-from soc.inventory import Inventory, Portal
+from soc.inventory import Inventory, Portal, ip_literal
 
 EVENT = "__event__"
 """Collector name of a progress event ('reachable' / 'unreachable') rather than an observation."""
@@ -30,21 +34,91 @@ class ScanJob:
     only: tuple[str, ...]
     clock: Clock
     events: queue.Queue[tuple[str, str, Any]] = field(default_factory=queue.Queue)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    """Set when the scan ends early (Ctrl-C): runners stop at their next observation and release what they hold."""
+    _targets: dict[str, Target] | None = field(default=None, init=False, repr=False)
+    _targets_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def emit(self, collector: str, portal_url: str, item: BaseModel | str | None) -> None:
         """Hand a typed observation (or a progress event) to the pipeline's main thread."""
         self.events.put((collector, portal_url, item))
+
+    def target(self, portal: Portal) -> Target:
+        """Where `portal` may be scanned, decided once per scan for all collectors (the first one to ask waits)."""
+        with self._targets_lock:
+            if self._targets is None:
+                self._targets = resolve_all(list(self.portals.values()), self.inventory.settings.allowed_networks)
+            return self._targets[portal.url]
 
     def failed(self, collector: str, portal_url: str, error: str) -> FailedObservation:
         """A typed failed observation, now."""
         return FailedObservation(portal_url=portal_url, observed_at=self.clock.now(), error=error[:500])
 
 
-def resolve_address(portal: Portal) -> str | None:
-    """The portal's configured address, or its host's first address from DNS (None if it has none)."""
-    if portal.address is not None:
-        return str(portal.address)
-    try:
-        return str(socket.getaddrinfo(portal.host, portal.port, type=socket.SOCK_STREAM)[0][4][0])
-    except OSError:
-        return None
+MAX_RESOLVERS = 16
+"""DNS look-ups in flight at once while a scan decides where its portals may be scanned."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one portal may be scanned: the address every collector connects to, or why it is not scanned."""
+
+    address: str | None
+    refused: str | None = None
+    """Why the portal is not scanned at all: its address is outside the allowed networks (never contacted)."""
+    unresolved: str | None = None
+    """Why its host has no address (DNS gave none)."""
+
+
+def resolve_address(portal: Portal, allowed_networks: Sequence[IPNetwork] = ()) -> Target:
+    """Where `portal` may be scanned: its inventory address, else its host's first allowed DNS answer.
+
+    The address policy of redirects and AIA applies to the portal itself (`soc.core.net.address_refusal`):
+    public, or inside the inventory's `allowed_networks`. A host whose every answer is refused is not
+    scanned; the address found is pinned for every collector, so the name is never resolved again.
+    """
+    literal = portal.address if portal.address is not None else ip_literal(portal.host)
+    if literal is not None:
+        found = [literal]
+    else:
+        try:
+            infos = socket.getaddrinfo(portal.host, portal.port, type=socket.SOCK_STREAM)
+            found = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+        except (OSError, UnicodeError, ValueError) as exc:  # UnicodeError: a label over 63 characters
+            return Target(None, unresolved=f"cannot resolve {portal.host}: {exc}"[:300])
+    refusals = []
+    for address in found:
+        refusal = address_refusal(address, allowed_networks)
+        if refusal is None:
+            return Target(str(address))
+        refusals.append(refusal)
+    where = "its inventory address" if portal.address is not None else portal.host
+    return Target(None, refused=(f"address not allowed: {where} → {'; '.join(refusals[:3])}; not contacted "
+                                 f"(outside the inventory's settings.allowed_networks)"))
+
+
+def resolve_all(portals: Sequence[Portal], allowed_networks: Sequence[IPNetwork]) -> dict[str, Target]:
+    """`resolve_address` for every portal, the DNS look-ups side by side (daemon threads: Ctrl-C never waits)."""
+    targets: dict[str, Target] = {}
+    lookups: queue.SimpleQueue[Portal] = queue.SimpleQueue()
+    for portal in portals:
+        if portal.address is None and ip_literal(portal.host) is None:
+            lookups.put(portal)
+        else:
+            targets[portal.url] = resolve_address(portal, allowed_networks)
+
+    def worker() -> None:
+        while True:
+            try:
+                portal = lookups.get_nowait()
+            except queue.Empty:
+                return
+            targets[portal.url] = resolve_address(portal, allowed_networks)
+
+    threads = [threading.Thread(target=worker, name="resolve", daemon=True)
+               for _ in range(min(MAX_RESOLVERS, lookups.qsize()))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return targets

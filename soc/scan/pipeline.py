@@ -10,13 +10,16 @@ observation — which resolves none of that collector's earlier findings.
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from concurrent.futures import thread as futures_thread
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from pydantic import BaseModel
 
@@ -26,6 +29,7 @@ from soc.core.clock import Clock
 from soc.core.errors import InputError
 from soc.core.models import Finding, Observation, PortalChanges, PortalScan, ScanRun
 from soc.core.observations import HttpObservation, TlsObservation
+from soc.core.process import current_process
 from soc.core.settings import Settings
 from soc.inventory import Inventory, Portal, normalise_portal_url
 from soc.scan.collectors import SCAN_TABLE, covered_by, runners_for
@@ -33,7 +37,9 @@ from soc.scan.job import DONE, EVENT, ScanJob
 from soc.scan.runners import Runner
 from soc.store.protocols import FindingStore
 
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.1
+HEARTBEAT_SECONDS = 5.0
+"""How often the main thread tells the store the run's process is alive (a dead one is known by its silence)."""
 
 
 class ScanObserver(Protocol):
@@ -125,12 +131,14 @@ def _guard(job: ScanJob, name: str, runner: Runner) -> None:
     try:
         for collector, url in runner(job):
             covered.setdefault(collector, set()).add(url)
+            if job.cancelled.is_set():
+                break  # closing the runner releases what it holds (clients, temporary files)
     except Exception as exc:  # a collector bug must not stall or kill the run
         error = f"collector {name} failed: {type(exc).__name__}: {exc}"
     finally:
         for collector, done in covered.items():  # every portal must hear from every selected collector
             for url in job.portals:
-                if url not in done:
+                if url not in done and not job.cancelled.is_set():
                     job.emit(collector, url, job.failed(collector, url, error))
         job.emit(DONE, name, None)
 
@@ -157,13 +165,17 @@ def _assess(run_id: str, work: _Work, only: tuple[str, ...], clock: Clock) -> tu
 @contextlib.contextmanager
 def _deferred_interrupt() -> Iterator[Callable[[], bool]]:
     """Ctrl-C sets a flag instead of raising wherever the main thread is (possibly inside a store
-    transaction); the pipeline raises KeyboardInterrupt itself between two portals."""
+    transaction); the pipeline raises KeyboardInterrupt itself between two portals, within POLL_SECONDS.
+    A second Ctrl-C before that (the main thread waiting on a busy store, say) raises at once: SQLite
+    rolls back a transaction cut short, and the run is then recognised as abandoned at the next start."""
     interrupted = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield interrupted.is_set
         return
 
     def handler(_signum: int, _frame: FrameType | None) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
         interrupted.set()
 
     previous = signal.signal(signal.SIGINT, handler)
@@ -190,7 +202,7 @@ def run_scan(
     ends the scan between two portals: what is stored stays, the run is marked incomplete, and the
     interrupt is raised again.
     """
-    run = store.begin_run(inventory_name, len(portals))
+    run = store.begin_run(inventory_name, len(portals), owner=current_process())
     report = ScanReport(run=run, collectors=only)
     job = ScanJob(inventory, settings, {p.url: p for p in portals}, only, clock)
     works = {p.url: _Work(p, set(only)) for p in portals}
@@ -205,6 +217,9 @@ def run_scan(
                 thread.start()
             _collect(job, works, report, store, observer, len(threads), interrupted)
         complete = len(report.portals) == len(portals)
+    except BaseException:
+        _abandon_collectors(job)
+        raise
     finally:
         report.run = store.finish_run(run.id, complete)
     order = {p.url: i for i, p in enumerate(portals)}
@@ -212,12 +227,45 @@ def run_scan(
     return report
 
 
+def _abandon_collectors(job: ScanJob) -> None:
+    """The scan ends early (Ctrl-C, a store failure): tell the collectors to stop, and let the process
+    exit without waiting for them.
+
+    A collector's pool worker may sit in a socket read for as long as a hostile portal likes, and
+    concurrent.futures joins every worker it started when the interpreter exits, daemon or not. The
+    scan's workers are daemon threads (their pools are made in the daemon collector threads), so taking
+    them off that list — now, and again at exit for pools made meanwhile — leaves nothing to wait for.
+    """
+    job.cancelled.set()
+    _release_pool_workers()
+    _release_pool_workers_at_exit()
+
+
+@functools.cache
+def _release_pool_workers_at_exit() -> None:
+    register = getattr(threading, "_register_atexit", None)  # private, as is the list: both guarded
+    if register is not None:
+        with contextlib.suppress(RuntimeError):  # the interpreter is already exiting
+            register(_release_pool_workers)  # runs before concurrent.futures' join (imported first, runs last)
+
+
+def _release_pool_workers() -> None:
+    workers = cast(MutableMapping[threading.Thread, Any], getattr(futures_thread, "_threads_queues", {}))
+    for worker in list(workers):
+        if worker.daemon:
+            workers.pop(worker, None)
+
+
 def _collect(job: ScanJob, works: dict[str, _Work], report: ScanReport, store: FindingStore,
              observer: ScanObserver | None, running: int, interrupted: Callable[[], bool]) -> None:
     """The main thread's loop: judge each observation as it arrives, store each portal once complete."""
+    beat = time.monotonic()
     while running:
         if interrupted():
             raise KeyboardInterrupt
+        if time.monotonic() - beat >= HEARTBEAT_SECONDS:
+            store.heartbeat(report.run.id)
+            beat = time.monotonic()
         try:
             collector, url, item = job.events.get(timeout=POLL_SECONDS)
         except queue.Empty:

@@ -7,20 +7,24 @@ if the runner dies.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+import functools
+import queue
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from urllib.parse import urlsplit
+
+from pydantic import BaseModel
 
 from checks.trustlabel import badge_matches_host, label_slug
 from collectors.http import HttpCollector, HttpScanConfig, HttpTarget
 from collectors.ports import DEFAULT_PORTS, RISKY_PORTS, PortsScanConfig, PortsTarget, scan_ports
 from collectors.registry import TrustLabelRegistry
 from collectors.tls import TlsCollector, TlsScanConfig, TlsTarget
-from soc.core.observations import HttpObservation, LabelObservation
+from soc.core.observations import HttpObservation, LabelObservation, TlsObservation, Unreachable
 from soc.core.settings import Settings
 from soc.inventory import Inventory, Portal
-from soc.scan.job import EVENT, ScanJob, resolve_address
+from soc.scan.job import EVENT, ScanJob, Target
 
 Runner = Callable[[ScanJob], Iterator[tuple[str, str]]]
 """Drives one collector (or two: 'label' rides on the HTTP runner, it needs the homepage)."""
@@ -40,13 +44,23 @@ def tls_config(inventory: Inventory, settings: Settings, portals: list[Portal]) 
         aia_max_bytes=settings.aia_max_bytes,
         revocation_timeout=settings.revocation_timeout,
         crl_max_bytes=settings.crl_max_bytes,
+        portal_budget=settings.tls_portal_budget,
+        connection_life=settings.tls_connection_life,
     )
 
 
 def run_tls(job: ScanJob) -> Iterator[tuple[str, str]]:
     """Drive the TLS collector."""
     portals = list(job.portals.values())
-    targets = [TlsTarget(p.url, p.host, p.port, str(p.address) if p.address else None) for p in portals]
+    targets = []
+    for portal in portals:
+        where = job.target(portal)
+        if where.address is None:  # refused by the address policy, or no DNS answer: never contacted
+            job.emit(EVENT, portal.url, "unreachable")
+            job.emit("tls", portal.url, not_scanned_tls(portal, where, job))
+            yield "tls", portal.url
+            continue
+        targets.append(TlsTarget(portal.url, portal.host, portal.port, where.address))
     collector = TlsCollector(tls_config(job.inventory, job.settings, portals))
     try:
         for obs in collector.scan(targets, lambda event, target: job.emit(EVENT, target.portal_url, event)):
@@ -56,6 +70,19 @@ def run_tls(job: ScanJob) -> Iterator[tuple[str, str]]:
         collector.close()
 
 
+def not_scanned_tls(portal: Portal, where: Target, job: ScanJob) -> TlsObservation:
+    """The TLS observation of a portal that is not contacted: `tls.unreachable` with the reason."""
+    reason = Unreachable.NOT_ALLOWED if where.refused else Unreachable.DNS
+    return TlsObservation(portal_url=portal.url, host=portal.host, port=portal.port, address=None,
+                          observed_at=job.clock.now(), unreachable=reason, error=where.refused or where.unresolved)
+
+
+def not_scanned_http(portal: Portal, where: Target, job: ScanJob) -> HttpObservation:
+    """The HTTP observation of a portal that is not contacted: `http.unreachable` with the reason."""
+    return HttpObservation(portal_url=portal.url, host=portal.host, address=None, observed_at=job.clock.now(),
+                           start_url=portal.redirect_start, error=where.refused or where.unresolved)
+
+
 def registry_for(inventory: Inventory, settings: Settings) -> TrustLabelRegistry:
     """The trust-label registry client: the SOC's snapshot first, then the registry's detail pages."""
     label = inventory.settings.trustlabel
@@ -63,6 +90,7 @@ def registry_for(inventory: Inventory, settings: Settings) -> TrustLabelRegistry
         snapshot=label.snapshot,
         base_url=label.registry_url,
         timeout=settings.registry_timeout,
+        deadline=settings.http_request_deadline,
         min_interval=label.min_interval_s,
         cache_ttl=timedelta(hours=label.cache_hours),
         cache_path=settings.db.parent / "trustlabel-cache.json",
@@ -75,49 +103,86 @@ def label_observation(obs: HttpObservation, registry: TrustLabelRegistry, job: S
     status = registry.lookup(obs.host, label_slug(obs.badges, obs.host)) if page_read else None
     return LabelObservation(portal_url=obs.portal_url, host=obs.host, observed_at=job.clock.now(), page_read=page_read,
                             badges=obs.badges, badge_for_host=any(badge_matches_host(b, obs.host) for b in obs.badges),
-                            registry=status)
+                            registry=status, page_cut=obs.page_cut)
+
+
+def http_config(inventory: Inventory, settings: Settings) -> HttpScanConfig:
+    """HTTP collector configuration from the process settings and the inventory's settings."""
+    return HttpScanConfig(
+        allowed_networks=inventory.settings.allowed_networks, timeout=settings.http_timeout,
+        max_redirects=settings.http_max_redirects, max_body=settings.http_max_body,
+        concurrent_portals=settings.concurrent_portals, connections_per_host=settings.connections_per_host,
+        request_deadline=settings.http_request_deadline, portal_budget=settings.http_portal_budget,
+    )
 
 
 def run_http(job: ScanJob) -> Iterator[tuple[str, str]]:
-    """Drive the HTTP collector and, when selected, the trust-label lookups that need its homepage."""
-    settings = job.settings
-    config = HttpScanConfig(
-        allowed_networks=job.inventory.settings.allowed_networks, timeout=settings.http_timeout,
-        max_redirects=settings.http_max_redirects, max_body=settings.http_max_body,
-        concurrent_portals=settings.concurrent_portals, connections_per_host=settings.connections_per_host,
-    )
-    targets = [HttpTarget(p.url, p.host, str(p.address) if p.address else None, p.redirect_start)
-               for p in job.portals.values()]
-    collector = HttpCollector(config)
-    registry = registry_for(job.inventory, settings) if "label" in job.only else None
+    """Drive the HTTP collector and, when selected, the trust-label lookups that need its homepage.
+
+    Every homepage and every label lookup is handed to the pipeline the moment it is ready: a slow
+    portal's homepage never holds back another portal's label (nor its storing).
+    """
+    targets, not_scanned = [], []
+    for portal in job.portals.values():
+        where = job.target(portal)
+        if where.address is None:  # refused by the address policy, or no DNS answer: never contacted
+            not_scanned.append(not_scanned_http(portal, where, job))
+        else:
+            targets.append(HttpTarget(portal.url, portal.host, where.address, portal.redirect_start))
+    collector = HttpCollector(http_config(job.inventory, job.settings))
+    registry = registry_for(job.inventory, job.settings) if "label" in job.only else None
+    ready: queue.SimpleQueue[tuple[str, BaseModel]] = queue.SimpleQueue()
+    pages = ThreadPoolExecutor(max_workers=max(1, min(job.settings.concurrent_portals, len(targets))),
+                               thread_name_prefix="http")
+    labels = ThreadPoolExecutor(max_workers=4, thread_name_prefix="label")
+
+    def label_ready(url: str, future: Future[LabelObservation]) -> None:
+        try:
+            ready.put(("label", future.result()))
+        except BaseException as exc:  # a lookup bug (or a cancelled one) is that portal's failed label, not a hang
+            ready.put(("label", job.failed("label", url, f"label lookup failed: {type(exc).__name__}: {exc}")))
+
+    def page_read(obs: HttpObservation) -> None:
+        ready.put(("http", obs))
+        if registry is not None:
+            try:
+                labels.submit(label_observation, obs, registry, job).add_done_callback(
+                    functools.partial(label_ready, obs.portal_url))
+            except RuntimeError as exc:  # the run is being stopped: no more lookups
+                ready.put(("label", job.failed("label", obs.portal_url, f"not looked up: {exc}")))
+
+    def page_ready(url: str, future: Future[HttpObservation]) -> None:
+        try:
+            obs = future.result()
+        except BaseException as exc:  # observe() records failures itself; this is a bug or a cancellation
+            failed = f"HTTP collector failed: {type(exc).__name__}: {exc}"
+            for name in ("http", "label") if registry is not None else ("http",):
+                ready.put((name, job.failed(name, url, failed)))
+            return
+        page_read(obs)
+
+    expected = (len(targets) + len(not_scanned)) * (2 if registry is not None else 1)
     try:
-        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="label") as pool:
-            pending: list[Future[LabelObservation]] = []
-            for obs in collector.scan(targets):
-                if "http" in job.only:
-                    job.emit("http", obs.portal_url, obs)
-                    yield "http", obs.portal_url
-                if registry is not None:
-                    pending.append(pool.submit(label_observation, obs, registry, job))
-                pending = yield from _emit_labels(job, [f for f in pending if f.done()], pending)
-            yield from _emit_labels(job, as_completed(pending), pending)
+        for obs in not_scanned:
+            page_read(obs)
+        for target in targets:
+            pages.submit(collector.observe, target).add_done_callback(functools.partial(page_ready, target.portal_url))
+        while expected and not job.cancelled.is_set():
+            try:
+                name, item = ready.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            expected -= 1
+            url = getattr(item, "portal_url")  # noqa: B009 - every observation has one
+            if name in job.only:
+                job.emit(name, url, item)
+                yield name, url
     finally:
+        pages.shutdown(wait=False, cancel_futures=True)
+        labels.shutdown(wait=False, cancel_futures=True)
         collector.close()
         if registry is not None:
             registry.close()
-
-
-def _emit_labels(
-    job: ScanJob, finished: Iterable[Future[LabelObservation]], pending: list[Future[LabelObservation]]
-) -> Generator[tuple[str, str], None, list[Future[LabelObservation]]]:
-    """Hand finished label lookups to the pipeline as they complete (not after the slowest homepage)."""
-    left = list(pending)
-    for future in finished:
-        label = future.result()
-        job.emit("label", label.portal_url, label)
-        left.remove(future)
-        yield "label", label.portal_url
-    return left
 
 
 def http_port(portal: Portal) -> int:
@@ -141,12 +206,12 @@ def run_ports(job: ScanJob) -> Iterator[tuple[str, str]]:
     ports = inventory.settings.ports.scan or sorted(set(DEFAULT_PORTS) | set(risky_ports(inventory)))
     targets = []
     for portal in job.portals.values():
-        address = resolve_address(portal)
-        if address is None:
-            job.emit("ports", portal.url, job.failed("ports", portal.url, f"cannot resolve {portal.host}"))
+        where = job.target(portal)
+        if where.address is None:  # refused by the address policy, or no DNS answer: never contacted
+            job.emit("ports", portal.url, job.failed("ports", portal.url, where.refused or where.unresolved or ""))
             yield "ports", portal.url
             continue
-        targets.append(PortsTarget(portal.url, address))
+        targets.append(PortsTarget(portal.url, where.address))
     config = PortsScanConfig(ports=ports, host_timeout_s=settings.ports_host_timeout,
                              max_parallel_hosts=settings.concurrent_portals)
     for obs in scan_ports(targets, config):

@@ -17,11 +17,13 @@ from pydantic import BaseModel
 from soc.compliance.history import HistoryEntry, RegisterChanges
 from soc.compliance.models import ApprovalStatus, CoverageRecord, SystemRecord
 from soc.compliance.rules import RulesError, ruleset_for
+from soc.compliance.sheet_files import SheetLimits
 from soc.compliance.sheets import SheetError, SheetResult, read_coverage, read_systems, write_systems
 from soc.compliance.vocabulary import Vocabulary, load_vocabulary
 from soc.core.clock import LOCAL_ZONE, end_of_day, local_date, today
 from soc.core.errors import ProblemsError
 from soc.core.models import ScanRun
+from soc.core.settings import Settings
 from soc.inventory import Inventory
 from soc.services.compliance import evaluate
 from soc.services.context import ServiceContext, ServiceError
@@ -100,6 +102,14 @@ def vocabulary_of(context: ServiceContext) -> Vocabulary:
     return load_vocabulary(context.settings.vocabulary_file)
 
 
+def sheet_limits(settings: Settings) -> SheetLimits:
+    """How big an agency's spreadsheet may be (the SOC_SHEET_* settings)."""
+    return SheetLimits(max_bytes=settings.sheet_max_bytes, max_unpacked_bytes=settings.sheet_max_unpacked_bytes,
+                       max_ratio=settings.sheet_max_ratio, max_sheets=settings.sheet_max_sheets,
+                       max_rows=settings.sheet_max_rows, max_columns=settings.sheet_max_columns,
+                       max_cells=settings.sheet_max_cells)
+
+
 def import_systems(context: ServiceContext, path: Path, inventory: Inventory,
                    effective: datetime | None = None) -> ImportResult[SystemRecord]:
     """Validate a register file whole (SheetError lists every problem), apply it, re-evaluate findings.
@@ -107,7 +117,8 @@ def import_systems(context: ServiceContext, path: Path, inventory: Inventory,
     Only the file's columns change stored values; its facts take effect on `effective`, else on the date
     the file states, else now (records seen for the first time are dated back by their own decision dates).
     """
-    sheet = read_systems(_existing(path), agencies_of(inventory), vocabulary_of(context))
+    sheet = read_systems(_existing(path), agencies_of(inventory), vocabulary_of(context),
+                         sheet_limits(context.settings))
     moment, basis = _effective(context, effective, sheet.as_of, sheet.warnings)
     return _apply(context, "register.systems.import", path, sheet, moment, basis,
                   lambda: context.backend.register.apply_systems(sheet.records, context.actor, path.name, moment,
@@ -117,7 +128,8 @@ def import_systems(context: ServiceContext, path: Path, inventory: Inventory,
 def import_coverage(context: ServiceContext, path: Path, inventory: Inventory,
                     effective: datetime | None = None) -> ImportResult[CoverageRecord]:
     """Validate an anti-malware coverage file whole, apply it, re-evaluate findings."""
-    sheet = read_coverage(_existing(path), agencies_of(inventory), vocabulary_of(context))
+    sheet = read_coverage(_existing(path), agencies_of(inventory), vocabulary_of(context),
+                          sheet_limits(context.settings))
     moment, basis = _effective(context, effective, sheet.as_of, sheet.warnings)
     return _apply(context, "register.coverage.import", path, sheet, moment, basis,
                   lambda: context.backend.register.apply_coverage(sheet.records, context.actor, path.name, moment,

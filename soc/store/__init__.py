@@ -6,12 +6,13 @@ one and talk to it through `soc.store.protocols`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from soc.core.clock import SYSTEM_CLOCK, Clock
-from soc.core.errors import InputError
+from soc.store.errors import StoreError
 from soc.store.protocols import AuditLog, Backend, FindingStore, RegisterStore
 from soc.store.query import CursorError, FindingQuery, FindingSort, Page
 
@@ -21,20 +22,21 @@ __all__ = [
 ]
 
 
-class StoreError(InputError):
-    """The store named by the settings cannot be used (unknown backend, unreadable file)."""
-
-
-def open_backend(location: str | Path, clock: Clock = SYSTEM_CLOCK) -> Backend:
+def open_backend(location: str | Path, clock: Clock = SYSTEM_CLOCK, *, writes: bool = True,
+                 on_create: Callable[[Path], None] | None = None) -> Backend:
     """The backend for a store location (a file path or an `sqlite:///…` URL), created and migrated as needed.
 
-    StoreError names the location and what is wrong with it.
+    `writes`: the caller will change the store, so it must be writable and sound (its pages are checked
+    first); a caller that only reads also gets a store it cannot write, opened read-only. `on_create` is
+    told the path before a new store is made. StoreError names the location, what is wrong and what to do.
     """
     from soc.store.sqlite import SqliteBackend
 
     path = _sqlite_path(location)
     try:
-        return SqliteBackend(path, clock)
+        return SqliteBackend(path, clock, writes=writes, on_create=on_create)
+    except StoreError:
+        raise
     except Exception as exc:  # a broken or foreign file: say which file, not a traceback
         raise StoreError(f"{path}: cannot open the store ({type(exc).__name__}: {exc})") from exc
 

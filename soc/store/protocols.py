@@ -21,6 +21,8 @@ from soc.core.models import (
     Observation,
     PortalChanges,
     PortalScan,
+    RunningRun,
+    RunOwner,
     ScanRun,
     Severity,
     StoredFinding,
@@ -31,8 +33,15 @@ from soc.store.query import FindingQuery, Page
 class FindingStore(Protocol):
     """Scan runs, raw observations and findings with their lifecycle."""
 
-    def begin_run(self, inventory: str, portal_count: int) -> ScanRun:
-        """Create a run in state `running` and return it (committed immediately)."""
+    def begin_run(self, inventory: str, portal_count: int, owner: RunOwner | None = None) -> ScanRun:
+        """Create a run in state `running` and return it (committed immediately).
+
+        `owner` is the process that runs it; with it the run gets its first heartbeat.
+        """
+        ...
+
+    def heartbeat(self, run_id: str) -> None:
+        """Record that the run's process is alive, now (a short write; the pipeline calls it every few seconds)."""
         ...
 
     def record_portal(
@@ -58,6 +67,14 @@ class FindingStore(Protocol):
 
     def mark_abandoned_runs(self, started_before: datetime) -> list[ScanRun]:
         """Turn runs still `running` that started before the cutoff into `incomplete`; return them."""
+        ...
+
+    def running_runs(self) -> list[RunningRun]:
+        """Every run still marked `running`, with its owner and last heartbeat (oldest first)."""
+        ...
+
+    def abandon_runs(self, run_ids: Collection[str]) -> list[ScanRun]:
+        """Turn those of the runs that are still `running` into `incomplete`; return them as they are now."""
         ...
 
     def get_run(self, run_id: str) -> ScanRun | None:
@@ -184,6 +201,11 @@ class Backend(Protocol):
     @property
     def location(self) -> str:
         """Where the data lives, for messages (a file path, a URL without credentials)."""
+        ...
+
+    @property
+    def read_only(self) -> bool:
+        """Opened read-only (the store cannot be written): reads work, a write raises StoreError."""
         ...
 
     def close(self) -> None:

@@ -316,7 +316,8 @@ def test_unusable_trust_stores_are_bad_input_for_check_and_scan(tmp_path: Path) 
     bad.write_text(yaml.safe_dump({
         "agencies": [{"id": "lab", "name": "Lab"}],
         "portals": [{"url": "https://good.lab.soc.test/", "agency": "lab", "address": "127.0.20.250"}],
-        "settings": {"trust_stores": [str(root), str(garbage), str(key_only), str(tmp_path / "missing.pem")]},
+        "settings": {"trust_stores": [str(root), str(garbage), str(key_only), str(tmp_path / "missing.pem")],
+                     "allowed_networks": ["127.0.0.0/8"]},
     }), encoding="utf-8")
     db = tmp_path / "never.db"
 

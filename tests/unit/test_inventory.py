@@ -23,6 +23,7 @@ portals:
     address: 127.0.10.1
 settings:
   trust_stores: [{root}]
+  allowed_networks: ["127.0.0.0/8"]
 """
 
 
@@ -129,8 +130,9 @@ def test_portal_urls_are_normalised(url: str, canonical: str) -> None:
     assert normalise_portal_url(url) == canonical
 
 
+# A public address: a CSV of portals carries no allowed_networks (nothing here is ever contacted).
 CSV_OK = """url,agency,agency_name,address,expected_ports,name
-https://skhcn.dongnai.gov.vn/,skhcn,Sở Khoa học và Công nghệ,127.0.10.5,443;80,Cổng Sở KH&CN
+https://skhcn.dongnai.gov.vn/,skhcn,Sở Khoa học và Công nghệ,14.160.0.5,443;80,Cổng Sở KH&CN
 
 https://stp.dongnai.gov.vn/,stp,Sở Tư pháp,,,
 """
@@ -171,7 +173,7 @@ def test_csv_merge_is_all_or_nothing(tmp_path: Path, root_pem: Path) -> None:
     merged = load_inventory(target)
     assert len(merged.portals) == 3 and {a.id for a in merged.agencies} == {"stttt", "skhcn", "stp"}
     assert merge_portals_csv(tmp_path / "ok.csv", target) == (0, 2)
-    assert yaml.safe_load(target.read_text(encoding="utf-8"))["portals"][1]["address"] == "127.0.10.5"
+    assert yaml.safe_load(target.read_text(encoding="utf-8"))["portals"][1]["address"] == "14.160.0.5"
 
 
 def test_cli_rejects_a_bad_inventory_with_exit_code_2(tmp_path: Path) -> None:

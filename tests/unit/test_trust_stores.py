@@ -25,6 +25,7 @@ INVENTORY = """\
 agencies: [{id: stp, name: Sở Tư pháp}]
 portals: [{url: "https://stp.dongnai.gov.vn/", agency: stp, address: 127.0.10.1}]
 settings:
+  allowed_networks: ["127.0.0.0/8"]
   trust_stores: [%s]
 """
 

@@ -6,7 +6,7 @@ IMMEDIATE, so concurrent writers wait on the busy timeout instead of failing hal
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -35,6 +35,8 @@ from soc.core.models import (
     Observation,
     PortalChanges,
     PortalScan,
+    RunningRun,
+    RunOwner,
     RunStatus,
     ScanRun,
     Severity,
@@ -94,8 +96,8 @@ class SqliteFindingStore:
             raise ValueError("the store clock must return timezone-aware datetimes")
         return now.astimezone(UTC)
 
-    def begin_run(self, inventory: str, portal_count: int) -> ScanRun:
-        """Create a run in state `running` and return it (committed immediately)."""
+    def begin_run(self, inventory: str, portal_count: int, owner: RunOwner | None = None) -> ScanRun:
+        """Create a run in state `running` and return it (committed immediately); an owner gets a heartbeat."""
         run = ScanRun(
             id=uuid4().hex,
             started_at=self._now(),
@@ -103,9 +105,17 @@ class SqliteFindingStore:
             inventory=inventory,
             portal_count=portal_count,
         )
+        process = {} if owner is None else {"owner_host": owner.host, "owner_pid": owner.pid,
+                                            "owner_started": owner.started, "heartbeat_at": run.started_at}
         with self._writer.begin() as conn:
-            conn.execute(insert(scan_runs).values(run.model_dump(mode="python")))
+            conn.execute(insert(scan_runs).values(run.model_dump(mode="python") | process))
         return run
+
+    def heartbeat(self, run_id: str) -> None:
+        """Record that the run's process is alive, now (nothing happens to a run no longer running)."""
+        with self._writer.begin() as conn:
+            conn.execute(update(scan_runs).where(scan_runs.c.id == run_id)
+                         .where(scan_runs.c.status == RunStatus.RUNNING.value).values(heartbeat_at=self._now()))
 
     def record_portal(
         self,
@@ -195,10 +205,29 @@ class SqliteFindingStore:
                 .where(scan_runs.c.status == RunStatus.RUNNING.value)
                 .where(scan_runs.c.started_at < started_before)
             ).scalars())
-            if ids:
-                conn.execute(update(scan_runs).where(scan_runs.c.id.in_(ids))
-                             .values(status=RunStatus.INCOMPLETE.value))
-            return [_fetch_run(conn, run_id) for run_id in ids]
+            return _abandon(conn, ids)
+
+    def running_runs(self) -> list[RunningRun]:
+        """Every run still marked `running`, with its owner and last heartbeat (oldest first)."""
+        stmt = (select(scan_runs).where(scan_runs.c.status == RunStatus.RUNNING.value)
+                .order_by(scan_runs.c.started_at, scan_runs.c.id))
+        with self._engine.connect() as conn:
+            rows = [dict(row) for row in conn.execute(stmt).mappings()]
+        return [RunningRun(run=ScanRun.model_validate(row), heartbeat_at=row["heartbeat_at"],
+                           owner=None if row["owner_pid"] is None or row["owner_host"] is None else RunOwner(
+                               host=row["owner_host"], pid=row["owner_pid"], started=row["owner_started"]))
+                for row in rows]
+
+    def abandon_runs(self, run_ids: Collection[str]) -> list[ScanRun]:
+        """Turn those of the runs that are still `running` into `incomplete`; return them as they are now."""
+        with self._writer.begin() as conn:
+            ids = list(conn.execute(
+                select(scan_runs.c.id)
+                .where(scan_runs.c.status == RunStatus.RUNNING.value)
+                .where(scan_runs.c.id.in_(list(run_ids)))
+                .order_by(scan_runs.c.started_at, scan_runs.c.id)
+            ).scalars())
+            return _abandon(conn, ids)
 
     def get_run(self, run_id: str) -> ScanRun | None:
         """One run as stored (a `running` run is reported as such), or None."""
@@ -351,6 +380,13 @@ def _require_run(conn: Connection, run_id: str) -> None:
     """Raise KeyError when no run has this id."""
     if conn.execute(select(scan_runs.c.id).where(scan_runs.c.id == run_id)).first() is None:
         raise KeyError(f"no scan run with id {run_id!r}")
+
+
+def _abandon(conn: Connection, ids: list[str]) -> list[ScanRun]:
+    """Mark the runs `incomplete` (the caller chose them among those still running); return them."""
+    if ids:
+        conn.execute(update(scan_runs).where(scan_runs.c.id.in_(ids)).values(status=RunStatus.INCOMPLETE.value))
+    return [_fetch_run(conn, run_id) for run_id in ids]
 
 
 def _fetch_run(conn: Connection, run_id: str) -> ScanRun:

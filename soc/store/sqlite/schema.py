@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from sqlalchemy import (
     JSON,
@@ -30,8 +31,11 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from soc.store.sqlite.faults import MAX_INTEGRITY_ERRORS, fault_of
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -86,6 +90,11 @@ scan_runs = Table(
     Column("inventory", Text(), nullable=False),
     Column("portal_count", Integer(), nullable=False),
     Column("portals_done", Integer(), nullable=False),
+    # who runs it (0007): a run left `running` by a dead process is recognised at the next start
+    Column("owner_host", Text(), nullable=True),
+    Column("owner_pid", Integer(), nullable=True),
+    Column("owner_started", Text(), nullable=True),
+    Column("heartbeat_at", UTCDateTime(), nullable=True),
 )
 
 observations = Table(
@@ -234,18 +243,58 @@ def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         cursor.close()
 
 
+def _on_connect_read_only(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    """The pragmas of a read-only connection: the journal mode is the file's (setting it would write)."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA query_only = ON")
+    finally:
+        cursor.close()
+
+
 def _on_begin(conn: Connection) -> None:
     """Emit BEGIN ourselves (the sqlite3 module's implicit one skips SELECTs and DDL)."""
     mode = conn.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def create_engine_for(path: Path) -> Engine:
-    """An engine on one SQLite file with WAL, foreign keys and a busy timeout."""
-    engine = create_engine(URL.create("sqlite", database=str(path)))
-    event.listen(engine, "connect", _on_connect)
+def create_engine_for(path: Path, read_only: bool = False, immutable: bool = False) -> Engine:
+    """An engine on one SQLite file with WAL, foreign keys and a busy timeout.
+
+    `read_only` opens the file with `mode=ro` (no write can happen, the journal mode is left as it is);
+    `immutable` also tells SQLite nobody else writes it, which is what lets it read a WAL file in a
+    directory where it cannot create the `-shm` file. SQLite errors caused by the file or the disk
+    (damaged, read-only, full, I/O) come out as StoreError naming the file (`faults.fault_of`).
+    """
+    if read_only:
+        query = {"immutable": "1"} if immutable else {"mode": "ro"}
+        url = URL.create("sqlite", database=f"file:{quote(str(path.absolute()))}", query={**query, "uri": "true"})
+    else:
+        url = URL.create("sqlite", database=str(path))
+    engine = create_engine(url)
+    event.listen(engine, "connect", _on_connect_read_only if read_only else _on_connect)
     event.listen(engine, "begin", _on_begin)
+
+    def translate(context: ExceptionContext) -> None:
+        fault = fault_of(path, context.original_exception)
+        if fault is not None:
+            raise fault
+
+    event.listen(engine, "handle_error", translate)
     return engine
+
+
+def quick_check(engine: Engine) -> list[str]:
+    """What SQLite's `PRAGMA quick_check` finds wrong with the file's pages (empty: it is sound).
+
+    O(size) but fast: 0.06 s for a 65 MB store in the page cache, 0.7 s read cold from disk (measured on the
+    dev machine); stopped after a few problems.
+    """
+    with engine.connect() as conn:
+        rows = [str(row[0]) for row in conn.exec_driver_sql(f"PRAGMA quick_check({MAX_INTEGRITY_ERRORS})")]
+    return [] if rows == ["ok"] else rows
 
 
 def revision(engine: Engine) -> str | None:
