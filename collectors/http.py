@@ -107,7 +107,7 @@ class HttpScanConfig:
     request_deadline: float | None = None
     """Hard limit on one request (connect, TLS, headers, body), however the bytes arrive (default REQUEST_BUDGET ×
     `timeout`, which bounds each read)."""
-    portal_budget: float = 60.0
+    portal_budget: float = 30.0
     """Seconds one portal may take in all (redirect chain, homepage, security.txt)."""
 
 

@@ -117,7 +117,7 @@ class TlsScanConfig:
     crl_max_bytes: int = 2 * 1024 * 1024
     portal_budget: float = 120.0
     """Seconds one portal may take in all (probe, sslyze, AIA, revocation); past it the portal is too slow."""
-    connection_life: float = 15.0
+    connection_life: float = 6.0
     """Longest life of one sslyze connection: a server keeping one open longer (it trickles) is too slow."""
 
 

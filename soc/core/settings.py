@@ -51,12 +51,12 @@ class Settings(BaseSettings):
     crl_max_bytes: int = Field(default=2 * 1024 * 1024, ge=4096, description="Size cap of a fetched CRL.")
     http_timeout: float = Field(default=10.0, gt=0, le=120, description="Seconds per HTTP request.")
     http_request_deadline: float = Field(
-        default=15.0, gt=0, le=300,
+        default=10.0, gt=0, le=300,
         description="Hard limit, in seconds, on one whole HTTP exchange (connect, TLS, headers, body) of the HTTP "
         "collector and of the trust-label registry, however the bytes arrive (http_timeout bounds each read).",
     )
     http_portal_budget: float = Field(
-        default=60.0, gt=0, le=1800,
+        default=30.0, gt=0, le=1800,
         description="Seconds the HTTP collector may spend on one portal (redirects, homepage, security.txt).",
     )
     tls_portal_budget: float = Field(
@@ -65,7 +65,7 @@ class Settings(BaseSettings):
         "a portal past it is tls.unreachable, too slow.",
     )
     tls_connection_life: float = Field(
-        default=15.0, gt=0, le=600,
+        default=6.0, gt=0, le=600,
         description="Longest life of one sslyze connection: a server holding one open longer (it trickles) "
         "makes the portal too slow.",
     )
