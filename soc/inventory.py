@@ -102,6 +102,8 @@ class Portal(BaseModel):
     """Ports meant to be open; the portal's own HTTPS and HTTP ports always are."""
     http_url: str | None = None
     """Where the http→https redirect check starts; default http://<host>/."""
+    system: str | None = Field(default=None, min_length=1, max_length=64)
+    """Id of the information system this portal belongs to (its security level sets the findings' SLA)."""
 
     @field_validator("url")
     @classmethod

@@ -2,7 +2,8 @@
 
 A complete observation of a collector resolves that collector's unseen findings (its check-id
 prefixes) and nothing else; the scan engine (`soc.scan.collectors`) adds how each is driven and
-judged. `compliance` is evidence from the register, not from a scan: it has no runner.
+judged. `compliance` is evidence from the register and `ops` from the scheduler's history, not from a
+scan: they have no runner.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from soc.core.observations import (
     ComplianceObservation,
     HttpObservation,
     LabelObservation,
+    OpsObservation,
     PortsObservation,
     TlsObservation,
 )
@@ -39,6 +41,7 @@ COLLECTORS: dict[str, CollectorKind] = {kind.name: kind for kind in (
     CollectorKind("label", LabelObservation, ("trustlabel.",), runner="http"),
     CollectorKind("ports", PortsObservation, ("ports.",), runner="ports"),
     CollectorKind("compliance", ComplianceObservation, ("approval.", "malware."), runner=None),
+    CollectorKind("ops", OpsObservation, ("ops.",), runner=None),
 )}
 
 SCAN_COLLECTORS: tuple[str, ...] = tuple(name for name, kind in COLLECTORS.items() if kind.runner)

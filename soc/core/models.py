@@ -104,6 +104,18 @@ class StoredFinding(BaseModel):
     resolved_at: datetime | None = None
     last_run_id: str
     status_note: str | None = None
+    opened_at: datetime | None = None
+    """Start of the current open period (first seen, or reopened): the SLA clock starts here."""
+    due_at: datetime | None = None
+    """SLA deadline, fixed when the finding opens (None: no SLA for its severity, or not yet set)."""
+    warn_at: datetime | None = None
+    """From here until `due_at` the finding is about to breach its SLA (pre-breach)."""
+    assignee: str | None = None
+    """Agency the finding is assigned to (None: the owning agency of its portal)."""
+    risk_expires: datetime | None = None
+    """A risk acceptance ends here: the finding reopens by itself."""
+    risk_approver: str | None = None
+    """Who approved the risk acceptance."""
 
 
 class ScanRun(BaseModel):
@@ -197,3 +209,71 @@ class AuditEntry(BaseModel):
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
     note: str | None = None
+
+
+class Role(StrEnum):
+    """What a user (or one of their API tokens) may do."""
+
+    ADMIN = "admin"
+    """Everything, including users, tokens, settings and the audit log."""
+    OPERATOR = "operator"
+    """Read, triage findings, run scans and jobs, import the register."""
+    INCIDENT = "incident"
+    """Read, run incident-response drills."""
+    VIEWER = "viewer"
+    """Read only (leadership)."""
+
+
+class User(BaseModel):
+    """A local account (its password hash never leaves the store)."""
+
+    name: str
+    role: Role
+    disabled: bool = False
+    created_at: datetime
+    last_login: datetime | None = None
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+
+
+class ApiToken(BaseModel):
+    """A per-user API token as listed (the secret is shown once, at creation, and stored hashed)."""
+
+    id: str
+    user: str
+    role: Role
+    """At most the owner's permissions."""
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used: datetime | None = None
+    note: str | None = None
+
+
+class JobOutcome(StrEnum):
+    """How one run of a scheduled job ended."""
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    """Ran but had nothing to do (e.g. the monthly report before its generator exists)."""
+
+
+class JobRun(BaseModel):
+    """One run of a scheduled (or run-now) job, kept by us, not by APScheduler."""
+
+    id: int | None = None
+    job: str
+    slot: datetime
+    """The scheduled time it ran for (for 'run now': the moment it was asked)."""
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: JobOutcome = JobOutcome.RUNNING
+    error: str | None = None
+    scan_run_id: str | None = None
+    trigger: str = "schedule"
+    """'schedule' or 'manual' (run now) or 'startup'."""
+    host: str | None = None
+    pid: int | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)

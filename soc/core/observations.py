@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -368,6 +369,21 @@ class FailedObservation(BaseModel):
     def complete(self) -> bool:
         """Never: a failure resolves nothing."""
         return False
+
+
+class OpsObservation(BaseModel):
+    """The scheduler's health evidence about one subject (`job:<name>` or a portal URL) at one moment:
+    the job's expected slots and its history, or the portal's latest complete scan."""
+
+    portal_url: str
+    """The subject key (`job:<name>` or a portal URL)."""
+    observed_at: datetime
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """Always: the history and the schedule are read whole."""
+        return True
 
 
 class ComplianceObservation(BaseModel):

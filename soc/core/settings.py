@@ -4,14 +4,109 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseSettings):
-    """Runtime settings. Inventory-specific settings (trust stores, expiry window) live in the inventory."""
+def _cron(value: str) -> str:
+    """A five-field cron expression (minute hour day month day-of-week), checked by APScheduler's parser."""
+    from apscheduler.triggers.cron import CronTrigger
 
-    model_config = SettingsConfigDict(env_prefix="SOC_", extra="ignore")
+    if len(value.split()) != 5:
+        raise ValueError(f"{value!r}: a cron expression has 5 fields (minute hour day month day-of-week)")
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r}: {exc}") from None
+    return value
+
+
+class ScheduleSettings(BaseModel):
+    """When the scheduled jobs run (cron expressions in Asia/Ho_Chi_Minh); `SOC_SCHEDULE__PORTAL_SCAN`, …"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    portal_scan: str = Field(default="0 1 * * *", description="Nightly portal scan (default 01:00).")
+    scan_window_minutes: int = Field(
+        default=240, ge=0, le=24 * 60,
+        description="Portal starts are spread over this many minutes after the slot, with jitter, so the "
+        "province's servers are not all hit at once (0: all at once).",
+    )
+    registry_refresh: str = Field(default="30 0 * * *", description="Trust-label registry refresh.")
+    compliance: str = Field(default="0 6 * * *", description="Daily compliance evaluation.")
+    freshness: str = Field(default="*/15 * * * *", description="Health check: missed, failed, stuck jobs, "
+                           "stale data, expired risk acceptances.")
+    monthly_report: str = Field(default="0 7 1 * *", description="Monthly report to leadership.")
+    misfire_grace_minutes: int = Field(
+        default=60, ge=1, le=24 * 60,
+        description="A slot the scheduler could not start on time is still run this long after it; later, "
+        "it is missed (and reported as ops.schedule_missed).",
+    )
+    stuck_after_minutes: int = Field(
+        default=0, ge=0,
+        description="A job run still running this long is stuck (0: the scan window plus 3 hours for scans, "
+        "1 hour for other jobs).",
+    )
+    data_stale_days: int = Field(default=3, ge=1, le=90,
+                                 description="A portal whose latest complete scan is older is ops.data_stale.")
+    lookback_days: int = Field(default=7, ge=1, le=90, description="How far back missed slots are looked for.")
+
+    _crons = field_validator("portal_scan", "registry_refresh", "compliance", "freshness", "monthly_report")(
+        _cron)
+
+
+class SmtpSettings(BaseModel):
+    """Where the change e-mails go; `SOC_SMTP__HOST`, `SOC_SMTP__PASSWORD`, … (no host: no e-mail)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str | None = None
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = Field(default=True, description="Upgrade with STARTTLS before authenticating.")
+    ssl: bool = Field(default=False, description="Implicit TLS (port 465) instead of STARTTLS.")
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = "soc@dongnai.gov.vn"
+    recipients: list[str] = Field(default_factory=list)
+    timeout: float = Field(default=20.0, gt=0, le=300)
+    attempts: int = Field(default=3, ge=1, le=10, description="Delivery attempts before the job records failure.")
+    retry_seconds: float = Field(default=30.0, ge=0, le=3600, description="Wait before the first retry "
+                                 "(doubled each time).")
+    ca_file: Path | None = Field(default=None, description="Extra CA certificates to verify the SMTP server.")
+
+
+class AuthSettings(BaseModel):
+    """Logins, sessions and tokens; `SOC_AUTH__SESSION_SECRET`, …"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_secret: SecretStr | None = Field(
+        default=None, description="Key that signs session cookies (default: one generated and kept in the store).")
+    session_hours: float = Field(default=12, gt=0, le=24 * 30)
+    max_failed_logins: int = Field(default=5, ge=1, le=100, description="Failed logins in a row before lockout.")
+    lockout_minutes: float = Field(default=15, gt=0, le=24 * 60)
+    login_rate_per_minute: int = Field(default=10, ge=1, le=1000,
+                                       description="Login attempts per client address per minute.")
+    token_days: int = Field(default=90, ge=1, le=3650, description="Default lifetime of an API token.")
+    secure_cookies: bool | None = Field(default=None, description="Force the Secure cookie flag (default: when "
+                                        "served over TLS).")
+
+
+class Settings(BaseSettings):
+    """Runtime settings. Inventory-specific settings (trust stores, expiry window) live in the inventory.
+
+    Built once by each entry point (CLI command, `soc serve`, `soc worker`) and passed down; nested groups
+    are set with a double underscore: `SOC_SCHEDULE__PORTAL_SCAN="0 2 * * *"`, `SOC_SMTP__HOST=…`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SOC_", extra="ignore", env_nested_delimiter="__")
+
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    inventory: Path | None = Field(default=None, description="Inventory the service scans (`SOC_INVENTORY`).")
+    sla_file: Path | None = Field(default=None, description="SLA matrix replacing the default "
+                                  "(soc/findings/sla.yaml).")
 
     db: Path = Field(default=Path(".soc/soc.db"), description="Embedded store (SQLite file).")
     vocabulary_file: Path | None = Field(

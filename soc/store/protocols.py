@@ -7,17 +7,20 @@ Lifecycle rules are not here: backends carry out what `soc.findings.lifecycle` d
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from datetime import datetime
-from typing import Protocol
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from soc.compliance.history import Finish, HistoryEntry, RegisterChanges, keep_record
 from soc.compliance.models import CoverageRecord, SystemRecord
 from soc.core.models import (
+    ApiToken,
     AuditEntry,
     Finding,
     FindingEvent,
     FindingStatus,
+    JobOutcome,
+    JobRun,
     Observation,
     PortalChanges,
     PortalScan,
@@ -26,6 +29,7 @@ from soc.core.models import (
     ScanRun,
     Severity,
     StoredFinding,
+    User,
 )
 from soc.store.query import FindingQuery, Page
 
@@ -120,9 +124,41 @@ class FindingStore(Protocol):
         ...
 
     def set_status(
-        self, fingerprint: str, status: FindingStatus, actor: str, note: str | None = None
+        self, fingerprint: str, status: FindingStatus, actor: str, note: str | None = None, *,
+        risk_expires: datetime | None = None, risk_approver: str | None = None,
     ) -> StoredFinding:
-        """Triage: change a finding's status by hand, with who and why in its history (KeyError: unknown)."""
+        """Triage: change a finding's status by hand, with who and why in its history (KeyError: unknown).
+
+        A risk acceptance keeps its expiry and approver; opening a resolved or false-positive finding again
+        starts a new open period without a deadline (the service sets it from the SLA matrix)."""
+        ...
+
+    def add_comment(self, fingerprint: str, actor: str, comment: str) -> FindingEvent:
+        """Keep a comment in a finding's history without changing its status (KeyError: unknown)."""
+        ...
+
+    def assign(self, fingerprint: str, assignee: str | None, actor: str) -> StoredFinding:
+        """Assign a finding to an agency (None: its portal's owner), kept in its history (KeyError: unknown)."""
+        ...
+
+    def without_deadline(self, severities: Sequence[Severity], limit: int = 10_000) -> list[StoredFinding]:
+        """Open or acknowledged findings of these severities that have no SLA deadline yet."""
+        ...
+
+    def set_deadlines(self, deadlines: Mapping[str, tuple[datetime, datetime]]) -> int:
+        """Set (warn_at, due_at) of findings that have none yet; return how many were set."""
+        ...
+
+    def expire_risk_acceptances(self, now: datetime, actor: str) -> list[StoredFinding]:
+        """Reopen every risk acceptance whose expiry is at or before `now`; return them as they are now."""
+        ...
+
+    def latest_portal_scans(self, since: datetime) -> list[PortalScan]:
+        """Each portal's newest assessment since `since`, and its newest complete one when that is older."""
+        ...
+
+    def finding(self, fingerprint: str) -> StoredFinding | None:
+        """One finding by its full fingerprint."""
         ...
 
     def events(self, fingerprint: str) -> list[FindingEvent]:
@@ -167,6 +203,84 @@ class RegisterStore(Protocol):
         ...
 
 
+class UserStore(Protocol):
+    """Local accounts, their API tokens (hashed) and the service's own secrets."""
+
+    def add_user(self, user: User, password_hash: str) -> User:
+        """Create a user (ValueError: the name is taken)."""
+        ...
+
+    def user(self, name: str) -> User | None:
+        """One user, or None."""
+        ...
+
+    def password_hash(self, name: str) -> str | None:
+        """The stored hash of a user's password."""
+        ...
+
+    def users(self) -> list[User]:
+        """Every user, by name."""
+        ...
+
+    def update_user(self, name: str, **values: Any) -> User:
+        """Change columns of a user (disabled, role, password_hash, failed_logins, locked_until); KeyError."""
+        ...
+
+    def record_login(self, name: str, success: bool, now: datetime, max_failed: int, lockout: timedelta) -> User:
+        """Count a login attempt; the `max_failed`-th failure in a row locks the account for `lockout`."""
+        ...
+
+    def add_token(self, token: ApiToken, secret_hash: str) -> ApiToken:
+        """Keep a new token (its secret only as a hash)."""
+        ...
+
+    def token(self, token_id: str) -> tuple[ApiToken, str] | None:
+        """A token and its secret's hash, or None."""
+        ...
+
+    def tokens(self, user: str | None = None) -> list[ApiToken]:
+        """Every token (of one user), newest first."""
+        ...
+
+    def revoke_token(self, token_id: str, now: datetime) -> ApiToken:
+        """Revoke a token (KeyError: unknown)."""
+        ...
+
+    def touch_token(self, token_id: str, now: datetime) -> None:
+        """Record a use of the token (at most one write a minute per token)."""
+        ...
+
+    def secret(self, name: str, make: str, now: datetime) -> str:
+        """The service secret `name`, created with the value `make` when there is none."""
+        ...
+
+
+class JobHistory(Protocol):
+    """Our own record of every scheduled or run-now job run: what the missed/stuck detection reads."""
+
+    def start(self, run: JobRun) -> JobRun:
+        """Record a run that starts; return it with its id."""
+        ...
+
+    def update(self, run_id: int, **values: Any) -> JobRun:
+        """Change a run's columns while it runs."""
+        ...
+
+    def finish(self, run_id: int, outcome: JobOutcome, finished_at: datetime, error: str | None = None,
+               **values: Any) -> JobRun:
+        """Record how a run ended."""
+        ...
+
+    def runs(self, job: str | None = None, since: datetime | None = None, outcome: JobOutcome | None = None,
+             limit: int = 100) -> list[JobRun]:
+        """Runs newest first (by slot), optionally of one job, since a slot, with one outcome."""
+        ...
+
+    def get(self, run_id: int) -> JobRun | None:
+        """One run, or None."""
+        ...
+
+
 class AuditLog(Protocol):
     """The trail of every state change made through the services (append-only)."""
 
@@ -196,6 +310,20 @@ class Backend(Protocol):
     @property
     def audit(self) -> AuditLog:
         """The audit trail."""
+        ...
+
+    @property
+    def users(self) -> UserStore:
+        """Users, tokens, service secrets."""
+        ...
+
+    @property
+    def jobs(self) -> JobHistory:
+        """The job-run history."""
+        ...
+
+    def job_store(self) -> Any:
+        """An APScheduler 3 job store on the same database (the scheduler's jobs survive a restart)."""
         ...
 
     @property

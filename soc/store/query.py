@@ -44,6 +44,16 @@ class FindingQuery(BaseModel):
     portal_urls: tuple[str, ...] = ()
     fingerprint_prefix: str | None = None
     first_seen_after: datetime | None = None
+    first_seen_before: datetime | None = None
+    last_seen_after: datetime | None = None
+    last_seen_before: datetime | None = None
+    assignees: tuple[str, ...] = ()
+    owners: tuple[str, ...] = ()
+    """Agencies: findings assigned to one of them, or unassigned with a subject in `owned_subjects`."""
+    owned_subjects: tuple[str, ...] = ()
+    sla_states: tuple[str, ...] = ()
+    """`soc.findings.sla.SlaState` values, judged at `now` (required with them)."""
+    now: datetime | None = None
     sort: FindingSort = FindingSort.SEVERITY
     limit: int | None = Field(default=None, ge=1, le=MAX_PAGE)
     """Page size; None = every match (CLI listings, reports)."""

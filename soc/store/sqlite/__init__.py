@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -14,10 +15,13 @@ from soc.store.errors import StoreError
 from soc.store.sqlite.audit import SqliteAuditLog
 from soc.store.sqlite.faults import damaged, integrity_detail, read_only, sidecars, write_problem
 from soc.store.sqlite.findings import SqliteFindingStore
+from soc.store.sqlite.jobs import SqliteJobHistory
 from soc.store.sqlite.register import SqliteRegister
 from soc.store.sqlite.schema import HEAD_REVISION, create_engine_for, migrate, quick_check, revision
+from soc.store.sqlite.users import SqliteUserStore
 
-__all__ = ["SqliteAuditLog", "SqliteBackend", "SqliteFindingStore", "SqliteRegister"]
+__all__ = ["SqliteAuditLog", "SqliteBackend", "SqliteFindingStore", "SqliteJobHistory", "SqliteRegister",
+           "SqliteUserStore"]
 
 
 class SqliteBackend:
@@ -56,6 +60,8 @@ class SqliteBackend:
         self._findings = SqliteFindingStore(self._engine, clock)
         self._register = SqliteRegister(self._engine, clock)
         self._audit = SqliteAuditLog(self._engine)
+        self._users = SqliteUserStore(self._engine)
+        self._jobs = SqliteJobHistory(self._engine)
 
     @property
     def read_only(self) -> bool:
@@ -76,6 +82,22 @@ class SqliteBackend:
     def audit(self) -> SqliteAuditLog:
         """The audit trail."""
         return self._audit
+
+    @property
+    def users(self) -> SqliteUserStore:
+        """Users, API tokens, service secrets."""
+        return self._users
+
+    @property
+    def jobs(self) -> SqliteJobHistory:
+        """Our history of scheduled job runs."""
+        return self._jobs
+
+    def job_store(self) -> Any:
+        """APScheduler's job store on this database (the table `apscheduler_jobs`, made by our migrations)."""
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+        return SQLAlchemyJobStore(engine=self._engine, tablename="apscheduler_jobs")
 
     @property
     def location(self) -> str:

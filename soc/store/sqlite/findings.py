@@ -6,7 +6,7 @@ IMMEDIATE, so concurrent writers wait on the busy timeout instead of failing hal
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -16,6 +16,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Select,
+    and_,
     case,
     func,
     insert,
@@ -43,6 +44,7 @@ from soc.core.models import (
     StoredFinding,
 )
 from soc.findings import lifecycle
+from soc.findings.sla import CLOCK_RUNS, SlaState
 from soc.store.query import CursorError, FindingQuery, FindingSort, Page, decode_cursor, encode_cursor
 from soc.store.sqlite.schema import (
     BEGIN_OPTION,
@@ -264,6 +266,22 @@ class SqliteFindingStore:
             stmt = stmt.where(_starts_with(findings.c.fingerprint, query.fingerprint_prefix))
         if query.first_seen_after is not None:
             stmt = stmt.where(findings.c.first_seen > query.first_seen_after)
+        if query.first_seen_before is not None:
+            stmt = stmt.where(findings.c.first_seen < query.first_seen_before)
+        if query.last_seen_after is not None:
+            stmt = stmt.where(findings.c.last_seen > query.last_seen_after)
+        if query.last_seen_before is not None:
+            stmt = stmt.where(findings.c.last_seen < query.last_seen_before)
+        if query.assignees:
+            stmt = stmt.where(findings.c.assignee.in_(list(query.assignees)))
+        if query.owners:
+            stmt = stmt.where(or_(findings.c.assignee.in_(list(query.owners)),
+                                  and_(findings.c.assignee.is_(None),
+                                       findings.c.portal_url.in_(list(query.owned_subjects)))))
+        if query.sla_states:
+            if query.now is None:
+                raise ValueError("a query by SLA state needs `now`")
+            stmt = stmt.where(or_(*(_sla_condition(SlaState(state), query.now) for state in query.sla_states)))
         keys = _SORT_KEYS[query.sort]
         if query.cursor:
             after = decode_cursor(query.sort, query.cursor)
@@ -329,12 +347,15 @@ class SqliteFindingStore:
         return [Observation.model_validate(dict(row)) for row in rows]
 
     def set_status(
-        self, fingerprint: str, status: FindingStatus, actor: str, note: str | None = None
+        self, fingerprint: str, status: FindingStatus, actor: str, note: str | None = None, *,
+        risk_expires: datetime | None = None, risk_approver: str | None = None,
     ) -> StoredFinding:
         """Triage: change a finding's status by hand, with who and why kept in its history.
 
         `resolved_at` becomes now when the new status is `resolved` and None otherwise; the note
-        becomes the finding's `status_note`. Raises KeyError for an unknown fingerprint.
+        becomes the finding's `status_note`. A risk acceptance keeps its expiry and approver (cleared by
+        any other status); opening a finding again by hand starts a new open period (its deadline is set
+        again by the service). Raises KeyError for an unknown fingerprint.
         """
         now = self._now()
         with self._writer.begin() as conn:
@@ -342,10 +363,101 @@ class SqliteFindingStore:
             if old is None:
                 raise KeyError(f"no finding with fingerprint {fingerprint!r}")
             _set_status_row(conn, fingerprint, status, now, note)
+            risk = status is FindingStatus.RISK_ACCEPTED
+            extra: dict[str, Any] = {"risk_expires": risk_expires if risk else None,
+                                     "risk_approver": risk_approver if risk else None}
+            if status is FindingStatus.OPEN and old in (FindingStatus.RESOLVED, FindingStatus.FALSE_POSITIVE):
+                extra |= {"opened_at": now, "due_at": None, "warn_at": None}
+            conn.execute(update(findings).where(findings.c.fingerprint == fingerprint).values(extra))
             event_row = _event(fingerprint, now, actor, status, old_status=old, note=note)
             conn.execute(insert(finding_events).values(event_row))
-            row = conn.execute(select(findings).where(findings.c.fingerprint == fingerprint)).mappings().one()
-        return StoredFinding.model_validate(dict(row))
+            return _fetch_finding(conn, fingerprint)
+
+    def add_comment(self, fingerprint: str, actor: str, comment: str) -> FindingEvent:
+        """Keep a comment in a finding's history (an event that does not change its status)."""
+        now = self._now()
+        with self._writer.begin() as conn:
+            status = _statuses(conn, [fingerprint]).get(fingerprint)
+            if status is None:
+                raise KeyError(f"no finding with fingerprint {fingerprint!r}")
+            row = _event(fingerprint, now, actor, status, old_status=status, note=comment)
+            conn.execute(insert(finding_events).values(row))
+        return FindingEvent.model_validate(row)
+
+    def assign(self, fingerprint: str, assignee: str | None, actor: str) -> StoredFinding:
+        """Assign a finding to an agency (None: back to its portal's owner), kept in its history."""
+        now = self._now()
+        with self._writer.begin() as conn:
+            status = _statuses(conn, [fingerprint]).get(fingerprint)
+            if status is None:
+                raise KeyError(f"no finding with fingerprint {fingerprint!r}")
+            conn.execute(update(findings).where(findings.c.fingerprint == fingerprint).values(assignee=assignee))
+            note = f"assigned to {assignee}" if assignee else "assignment cleared"
+            conn.execute(insert(finding_events).values(_event(fingerprint, now, actor, status, old_status=status,
+                                                              note=note)))
+            return _fetch_finding(conn, fingerprint)
+
+    def without_deadline(self, severities: Sequence[Severity], limit: int = 10_000) -> list[StoredFinding]:
+        """Findings whose SLA clock runs (open, acknowledged) but that have no deadline yet, of these severities."""
+        if not severities:
+            return []
+        stmt = (select(findings).where(findings.c.due_at.is_(None))
+                .where(findings.c.status.in_(_RUNNING))
+                .where(findings.c.severity.in_([severity.value for severity in severities]))
+                .order_by(findings.c.fingerprint).limit(limit))
+        with self._engine.connect() as conn:
+            return [StoredFinding.model_validate(dict(row)) for row in conn.execute(stmt).mappings()]
+
+    def set_deadlines(self, deadlines: Mapping[str, tuple[datetime, datetime]]) -> int:
+        """Set (warn_at, due_at) of findings that have none yet (a deadline once set is never moved)."""
+        changed = 0
+        with self._writer.begin() as conn:
+            for fingerprint, (warn_at, due_at) in deadlines.items():
+                result = conn.execute(update(findings).where(findings.c.fingerprint == fingerprint)
+                                      .where(findings.c.due_at.is_(None)).values(warn_at=warn_at, due_at=due_at))
+                changed += result.rowcount
+        return changed
+
+    def expire_risk_acceptances(self, now: datetime, actor: str) -> list[StoredFinding]:
+        """Reopen every risk acceptance whose expiry has passed (a new open period: the SLA clock restarts)."""
+        with self._writer.begin() as conn:
+            rows = conn.execute(select(findings.c.fingerprint, findings.c.risk_expires, findings.c.risk_approver)
+                                .where(findings.c.status == FindingStatus.RISK_ACCEPTED.value)
+                                .where(findings.c.risk_expires.is_not(None))
+                                .where(findings.c.risk_expires <= now)).all()
+            for fingerprint, expires, approver in rows:
+                note = (f"risk acceptance expired {expires.isoformat(timespec='minutes')}"
+                        f" (approved by {approver or 'unknown'})")
+                _set_status_row(conn, fingerprint, FindingStatus.OPEN, now, note)
+                conn.execute(update(findings).where(findings.c.fingerprint == fingerprint).values(
+                    opened_at=now, due_at=None, warn_at=None))
+                conn.execute(insert(finding_events).values(_event(
+                    fingerprint, now, actor, FindingStatus.OPEN, old_status=FindingStatus.RISK_ACCEPTED, note=note)))
+            return [_fetch_finding(conn, fingerprint) for fingerprint, _, _ in rows]
+
+    def latest_portal_scans(self, since: datetime) -> list[PortalScan]:
+        """Each portal's (or subject's) newest assessment recorded since `since`, and its newest complete one
+        when that is another (newest first per portal)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(portal_scans).where(portal_scans.c.recorded_at >= since)
+                                .order_by(portal_scans.c.portal_url, portal_scans.c.recorded_at.desc())).mappings()
+            kept: list[PortalScan] = []
+            newest: dict[str, bool] = {}  # portal -> a complete one is kept
+            for row in rows:
+                scan = PortalScan.model_validate(dict(row))
+                if scan.portal_url not in newest:
+                    kept.append(scan)
+                    newest[scan.portal_url] = scan.complete
+                elif not newest[scan.portal_url] and scan.complete:
+                    kept.append(scan)
+                    newest[scan.portal_url] = True
+            return kept
+
+    def finding(self, fingerprint: str) -> StoredFinding | None:
+        """One finding by its full fingerprint."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(findings).where(findings.c.fingerprint == fingerprint)).mappings().first()
+        return None if row is None else StoredFinding.model_validate(dict(row))
 
     def events(self, fingerprint: str) -> list[FindingEvent]:
         """The status history of one finding, oldest first (empty for an unknown fingerprint)."""
@@ -376,6 +488,27 @@ class SqliteFindingStore:
             ).mappings()
             return [PortalScan.model_validate(dict(row)) for row in rows]
 
+_RUNNING = [status.value for status in CLOCK_RUNS]
+
+
+def _sla_condition(state: SlaState, now: datetime) -> ColumnElement[bool]:
+    """The SQL form of `soc.findings.sla.sla_state(finding, now) == state` (a test checks they agree)."""
+    due, warn, status = findings.c.due_at, findings.c.warn_at, findings.c.status
+    running = and_(status.in_(_RUNNING), due.is_not(None))
+    resolved = and_(status == FindingStatus.RESOLVED.value, due.is_not(None))
+    if state is SlaState.BREACHED:
+        return and_(running, due < now)
+    if state is SlaState.PRE_BREACH:
+        return and_(running, due >= now, warn.is_not(None), warn <= now)
+    if state is SlaState.WITHIN:
+        return and_(running, due >= now, or_(warn.is_(None), warn > now))
+    if state is SlaState.MET:
+        return and_(resolved, func.coalesce(findings.c.resolved_at, now) <= due)
+    if state is SlaState.MISSED:
+        return and_(resolved, func.coalesce(findings.c.resolved_at, now) > due)
+    return or_(due.is_(None), status.in_([FindingStatus.FALSE_POSITIVE.value, FindingStatus.RISK_ACCEPTED.value]))
+
+
 def _require_run(conn: Connection, run_id: str) -> None:
     """Raise KeyError when no run has this id."""
     if conn.execute(select(scan_runs.c.id).where(scan_runs.c.id == run_id)).first() is None:
@@ -393,6 +526,11 @@ def _fetch_run(conn: Connection, run_id: str) -> ScanRun:
     """One existing run as a model."""
     row = conn.execute(select(scan_runs).where(scan_runs.c.id == run_id)).mappings().one()
     return ScanRun.model_validate(dict(row))
+
+
+def _fetch_finding(conn: Connection, fingerprint: str) -> StoredFinding:
+    row = conn.execute(select(findings).where(findings.c.fingerprint == fingerprint)).mappings().one()
+    return StoredFinding.model_validate(dict(row))
 
 
 def _statuses(conn: Connection, fingerprints: Iterable[str]) -> dict[str, FindingStatus]:
@@ -413,6 +551,7 @@ def _open_new(conn: Connection, finding: Finding, run_id: str, now: datetime) ->
         "check_id": finding.check_id,
         "status": FindingStatus.OPEN.value,
         "first_seen": now,
+        "opened_at": now,
         "resolved_at": None,
         "status_note": None,
     }
@@ -427,6 +566,8 @@ def _reopen(conn: Connection, finding: Finding, run_id: str, now: datetime) -> N
     note = lifecycle.REOPENED_NOTE
     _refresh(conn, finding, run_id, now)
     _set_status_row(conn, finding.fingerprint, FindingStatus.OPEN, now, note)
+    conn.execute(update(findings).where(findings.c.fingerprint == finding.fingerprint).values(
+        opened_at=now, due_at=None, warn_at=None, risk_expires=None, risk_approver=None))
     event_row = _event(
         finding.fingerprint,
         now,

@@ -20,14 +20,17 @@ from sqlalchemy import (
     Connection,
     Dialect,
     Engine,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
     TypeDecorator,
+    Unicode,
     create_engine,
     event,
 )
@@ -130,9 +133,20 @@ findings = Table(
     Column("resolved_at", UTCDateTime(), nullable=True),
     Column("last_run_id", String(32), ForeignKey("scan_runs.id"), nullable=False),
     Column("status_note", Text(), nullable=True),
+    # triage and SLA (0008)
+    Column("opened_at", UTCDateTime(), nullable=True),
+    Column("due_at", UTCDateTime(), nullable=True),
+    Column("warn_at", UTCDateTime(), nullable=True),
+    Column("assignee", Text(), nullable=True),
+    Column("risk_expires", UTCDateTime(), nullable=True),
+    Column("risk_approver", Text(), nullable=True),
     Index("ix_findings_portal_url", "portal_url"),
     Index("ix_findings_status", "status"),
     Index("ix_findings_check_id", "check_id"),
+    Index("ix_findings_due_at", "due_at"),
+    Index("ix_findings_severity_portal_url", "severity", "portal_url"),
+    Index("ix_findings_first_seen", "first_seen"),
+    Index("ix_findings_last_seen", "last_seen"),
 )
 
 run_findings = Table(
@@ -218,6 +232,72 @@ audit_log = Table(
     Index("ix_audit_log_at", "at"),
     Index("ix_audit_log_action", "action"),
     Index("ix_audit_log_subject", "subject"),
+)
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", Text(), nullable=False),
+    Column("disabled", Boolean(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_login", UTCDateTime(), nullable=True),
+    Column("failed_logins", Integer(), nullable=False),
+    Column("locked_until", UTCDateTime(), nullable=True),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("user", String(64), ForeignKey("users.name"), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("last_used", UTCDateTime(), nullable=True),
+    Column("note", Text(), nullable=True),
+    Index("ix_api_tokens_user", "user"),
+)
+
+service_secrets = Table(
+    "service_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("job", String(64), nullable=False),
+    Column("slot", UTCDateTime(), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("error", Text(), nullable=True),
+    Column("scan_run_id", String(32), nullable=True),
+    Column("trigger", String(16), nullable=False),
+    Column("host", Text(), nullable=True),
+    Column("pid", Integer(), nullable=True),
+    Column("detail", JSON(), nullable=False),
+    Index("ix_job_runs_job_slot", "job", "slot"),
+    Index("ix_job_runs_started_at", "started_at"),
+)
+
+
+apscheduler_jobs = Table(
+    # APScheduler 3's SQLAlchemyJobStore table, made by our migrations so the store's schema is all ours
+    "apscheduler_jobs",
+    metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary(), nullable=False),
 )
 
 
