@@ -22,6 +22,8 @@ from soc.cli.compliance import compliance, coverage_app, systems_app
 from soc.cli.findings import findings, triage_command
 from soc.cli.inventory import inventory_app
 from soc.cli.scan import demo, diff, runs, scan
+from soc.cli.users import tokens_app, users_app
+from soc.cli.worker import worker
 from soc.core.process import remove_owned_temp_files
 
 app = typer.Typer(
@@ -47,9 +49,12 @@ app.command()(runs)
 app.command()(demo)
 app.command("compliance")(compliance)
 app.command()(audit)
+app.command()(worker)
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(systems_app, name="systems")
 app.add_typer(coverage_app, name="coverage")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
 
 
 def main() -> None:

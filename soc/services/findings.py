@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from soc.core.clock import start_of_day, today
 from soc.core.collectors import COLLECTORS
@@ -122,7 +122,7 @@ def _risk_expiry(context: ServiceContext, expires: date | None) -> datetime:
     if expires > today_ + timedelta(days=MAX_RISK_DAYS):
         raise ServiceError(f"expires {expires.isoformat()}: at most {MAX_RISK_DAYS} days ahead; accept it again "
                            "then if the risk still stands")
-    return start_of_day(expires)
+    return start_of_day(expires).astimezone(UTC)
 
 
 def _recheckable(context: ServiceContext, finding: StoredFinding, inventory: Inventory | None) -> str | None:

@@ -4,7 +4,7 @@ which records every state change (who, when, what, before → after)."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -46,13 +46,15 @@ def test_triage_by_prefix_is_audited_with_before_and_after(context: ServiceConte
     expired = finding()
     record(context, [expired])
     clock.advance(timedelta(hours=1))
-    updated = triage(context, expired.fingerprint[:6], FindingStatus.RISK_ACCEPTED, "chờ gia hạn / renewal ordered")
+    updated = triage(context, expired.fingerprint[:6], FindingStatus.RISK_ACCEPTED, "chờ gia hạn / renewal ordered",
+                     expires=date(2026, 12, 31), approver="Phó Giám đốc Sở")
     assert updated.status is FindingStatus.RISK_ACCEPTED
     [entry] = context.backend.audit.entries(action_prefix="finding.")
     assert (entry.actor, entry.action, entry.subject, entry.at) == ("tester", "finding.triage", expired.fingerprint,
                                                                     clock.now())
     assert entry.before == {"status": "open", "note": None}
-    assert entry.after == {"status": "risk_accepted", "note": "chờ gia hạn / renewal ordered"}
+    assert entry.after == {"status": "risk_accepted", "note": "chờ gia hạn / renewal ordered",
+                           "expires": "2026-12-30T17:00:00+00:00", "approver": "Phó Giám đốc Sở"}
     assert [e.new_status for e in history(context, expired.fingerprint)] == [FindingStatus.OPEN,
                                                                              FindingStatus.RISK_ACCEPTED]
 
