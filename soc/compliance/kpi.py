@@ -91,6 +91,18 @@ class Kpi(BaseModel):
     """Members of the denominator not in the numerator."""
 
 
+class SlaFigures(BaseModel):
+    """The "findings closed within SLA" figure: findings resolved in the 30 days up to the date, within or
+    after their deadline, and (for today only) the open findings past it."""
+
+    closed_within: int
+    closed_after: int
+    percent: float | None
+    """closed_within / (closed_within + closed_after) × 100, one decimal (None: nothing closed)."""
+    breached_open: int | None = None
+    """Open now and past their deadline (None for a past date: what was open then is not kept)."""
+
+
 class Scope(BaseModel):
     """The KPIs of the province or of one agency."""
 
@@ -101,6 +113,8 @@ class Scope(BaseModel):
     """The first day the register (systems or coverage) has data for this scope (None: none at all)."""
     note: str | None = None
     """Said in words when the date is before any register data of the scope (vi / en)."""
+    sla: SlaFigures | None = None
+    """Findings of the scope's portals and systems against their SLA (set by the services from the store)."""
 
 
 class RulesetSummary(BaseModel):

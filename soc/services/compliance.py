@@ -9,13 +9,15 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from checks.compliance import evaluate_register
-from soc.compliance.kpi import ASSESSMENT_WINDOW, ComplianceReport, Sources, compliance_report
+from soc.compliance.kpi import ASSESSMENT_WINDOW, ComplianceReport, SlaFigures, Sources, compliance_report
 from soc.compliance.rules import ruleset_for
 from soc.core.clock import LOCAL_ZONE, end_of_day, local_date, local_time, today
 from soc.core.models import Observation, ScanRun
 from soc.core.observations import ComplianceObservation
 from soc.inventory import Inventory
 from soc.services.context import ServiceContext, ServiceError
+from soc.services.findings import owners
+from soc.services.sla import sla_figures
 
 COMPLIANCE_RUN = "compliance"
 """Name recorded as the 'inventory' of compliance evaluation runs."""
@@ -85,7 +87,15 @@ def kpis(context: ServiceContext, inventory: Inventory, day: date | None = None,
     data_from = {agency_id: local_date(moment)
                  for agency_id, moment in context.backend.register.data_since(known_at).items()}
     try:
-        return compliance_report(day, inventory, lambda d: sources_for(context, d, known_at), agency, data_from,
-                                 known_at)
+        report = compliance_report(day, inventory, lambda d: sources_for(context, d, known_at), agency, data_from,
+                                   known_at)
     except ValueError as exc:  # no plan or rule set in force on the day
         raise ServiceError(str(exc)) from None
+    if known_at is None:  # findings keep only their current state: no SLA figure "as known then"
+        province, agencies = sla_figures(context, inventory, day, owners(context, inventory))
+        empty = SlaFigures(closed_within=0, closed_after=0, percent=None,
+                           breached_open=0 if province.breached_open is not None else None)
+        report.province.sla = province
+        for scope in report.agencies:
+            scope.sla = agencies.get(scope.id, empty)
+    return report

@@ -9,16 +9,19 @@ reopens (`due_at`, `warn_at`), so a later change of the matrix or of a level nev
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from soc.core.models import Severity, StoredFinding
+from soc.compliance.kpi import SlaFigures
+from soc.core.clock import end_of_day, today
+from soc.core.models import FindingStatus, Severity, StoredFinding
 from soc.findings.sla import SlaMatrix, SlaState, load_matrix, sla_state
 from soc.inventory import Inventory
 from soc.services.context import ServiceContext
+from soc.store import FindingQuery
 
 SYSTEM_PREFIX, AGENCY_PREFIX = "system:", "agency:"
 
@@ -98,3 +101,35 @@ def sla_counts(findings: list[StoredFinding], now: datetime) -> SlaCounts:
     counts.pop(SlaState.NONE, None)
     return SlaCounts(**{state.value: number for state, number in counts.items()})
 
+
+
+SLA_WINDOW = timedelta(days=30)
+"""Findings resolved in this window up to the date count in "closed within SLA"."""
+
+
+def sla_figures(context: ServiceContext, inventory: Inventory | None, day: date,
+                owned: dict[str, str]) -> tuple[SlaFigures, dict[str, SlaFigures]]:
+    """The province's and each agency's "closed within SLA" figures on `day` (`owned`: subject → agency)."""
+    moment = end_of_day(day)
+    store = context.backend.findings
+    closed = store.query_findings(FindingQuery(resolved_after=moment - SLA_WINDOW, resolved_before=moment,
+                                               statuses=(FindingStatus.RESOLVED,))).items
+    is_today = day == today(context.clock)
+    breached = (store.query_findings(FindingQuery(sla_states=(SlaState.BREACHED.value,), now=context.clock.now()))
+                .items if is_today else [])
+    groups: dict[str | None, tuple[list[StoredFinding], list[StoredFinding]]] = {}
+    for finding in closed:
+        groups.setdefault(finding.assignee or owned.get(finding.portal_url), ([], []))[0].append(finding)
+    for finding in breached:
+        groups.setdefault(finding.assignee or owned.get(finding.portal_url), ([], []))[1].append(finding)
+
+    def figures(resolved: list[StoredFinding], late: list[StoredFinding]) -> SlaFigures:
+        states = Counter(sla_state(finding, moment) for finding in resolved)
+        within, after = states[SlaState.MET], states[SlaState.MISSED]
+        percent = None if within + after == 0 else round(100 * within / (within + after), 1)
+        return SlaFigures(closed_within=within, closed_after=after, percent=percent,
+                          breached_open=len(late) if is_today else None)
+
+    province = figures(closed, breached)
+    agencies = {agency: figures(*lists) for agency, lists in groups.items() if agency is not None}
+    return province, agencies

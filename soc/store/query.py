@@ -47,6 +47,8 @@ class FindingQuery(BaseModel):
     first_seen_before: datetime | None = None
     last_seen_after: datetime | None = None
     last_seen_before: datetime | None = None
+    resolved_after: datetime | None = None
+    resolved_before: datetime | None = None
     assignees: tuple[str, ...] = ()
     owners: tuple[str, ...] = ()
     """Agencies: findings assigned to one of them, or unassigned with a subject in `owned_subjects`."""

@@ -272,6 +272,10 @@ class SqliteFindingStore:
             stmt = stmt.where(findings.c.last_seen > query.last_seen_after)
         if query.last_seen_before is not None:
             stmt = stmt.where(findings.c.last_seen < query.last_seen_before)
+        if query.resolved_after is not None:
+            stmt = stmt.where(findings.c.resolved_at > query.resolved_after)
+        if query.resolved_before is not None:
+            stmt = stmt.where(findings.c.resolved_at <= query.resolved_before)
         if query.assignees:
             stmt = stmt.where(findings.c.assignee.in_(list(query.assignees)))
         if query.owners:
@@ -452,6 +456,17 @@ class SqliteFindingStore:
                     kept.append(scan)
                     newest[scan.portal_url] = True
             return kept
+
+    def open_counts_by_subject(self) -> dict[str, dict[Severity, int]]:
+        """Subject → its open or acknowledged findings counted by severity (one GROUP BY)."""
+        stmt = (select(findings.c.portal_url, findings.c.severity, func.count())
+                .where(findings.c.status.in_(_RUNNING))
+                .group_by(findings.c.portal_url, findings.c.severity))
+        counts: dict[str, dict[Severity, int]] = {}
+        with self._engine.connect() as conn:
+            for subject, severity, count in conn.execute(stmt):
+                counts.setdefault(subject, {})[Severity(severity)] = int(count)
+        return counts
 
     def finding(self, fingerprint: str) -> StoredFinding | None:
         """One finding by its full fingerprint."""
