@@ -10,7 +10,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from soc.api import problems
 from soc.api.auth import LoginLimiter, api_state, reject_unknown_query
-from soc.api.routes import admin, findings, session
+from soc.api.routes import admin, exports, findings, jobs, portals, register, runs, session
 from soc.api.state import ApiState
 from soc.core.clock import Clock
 from soc.core.settings import Settings
@@ -42,21 +42,12 @@ def create_app(settings: Settings, backend: Backend, clock: Clock, *, scheduler:
                        https_only=secure)
     problems.install(app)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_unknown_query)])
-    for module in (findings, session, admin):
+    for module in (findings, portals, runs, register, jobs, exports, session, admin):
         api.include_router(module.router)
-    _include_optional(api)
     app.include_router(api)
     app.add_api_route("/healthz", healthz, methods=["GET"], response_model=Health, tags=["health"],
                       responses={503: {"model": Health}}, summary="Sức khỏe / Health")
     return app
-
-
-def _include_optional(api: APIRouter) -> None:
-    """Routers of the other resources (portals, runs, register, jobs, exports)."""
-    from soc.api.routes import EXTRA_ROUTERS
-
-    for router in EXTRA_ROUTERS():
-        api.include_router(router)
 
 
 def healthz(request: Request) -> JSONResponse:

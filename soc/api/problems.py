@@ -15,7 +15,7 @@ from soc.core.untrusted import visible
 from soc.services.users import AuthError, PermissionDenied
 from soc.store import StoreError
 
-MEDIA_TYPE = "application/problem+json"
+MEDIA_TYPE = "application/problem+json; charset=utf-8"
 TITLES = {400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
           405: "Method not allowed", 409: "Conflict", 413: "Request too large", 415: "Unsupported media type",
           422: "Invalid input", 429: "Too many requests", 500: "Internal error", 503: "Service unavailable"}

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Protocol
 
 from soc.core.clock import Clock
+from soc.core.models import JobRun
 from soc.core.settings import Settings
 from soc.inventory import Inventory, InventoryError, load_inventory
-from soc.schemas.api import JobInfo
+from soc.schemas.jobs import JobInfo
 from soc.services.context import ServiceContext
 from soc.store import Backend
 
@@ -27,8 +28,8 @@ class Scheduler(Protocol):
         """Every job with its schedule, next slot and latest runs."""
         ...
 
-    def run_now(self, name: str, actor: str) -> int:
-        """Start a job now, in the background; return its job-run id (ServiceError: unknown or running)."""
+    def run_now(self, name: str, actor: str) -> JobRun:
+        """Start a job now, in the background; return its started run (ServiceError: unknown or running)."""
         ...
 
 

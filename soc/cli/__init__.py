@@ -22,6 +22,7 @@ from soc.cli.compliance import compliance, coverage_app, systems_app
 from soc.cli.findings import findings, triage_command
 from soc.cli.inventory import inventory_app
 from soc.cli.scan import demo, diff, runs, scan
+from soc.cli.serve import serve
 from soc.cli.users import tokens_app, users_app
 from soc.cli.worker import worker
 from soc.core.process import remove_owned_temp_files
@@ -47,6 +48,7 @@ app.command("triage")(triage_command)
 app.command()(diff)
 app.command()(runs)
 app.command()(demo)
+app.command()(serve)
 app.command("compliance")(compliance)
 app.command()(audit)
 app.command()(worker)

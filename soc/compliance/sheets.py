@@ -29,6 +29,7 @@ from soc.compliance.models import (
 )
 from soc.compliance.sheet_files import Merge, SheetLimits, WorkbookError, read_csv, read_xlsx
 from soc.compliance.vocabulary import BASE_VOCABULARY, Sheet, ValueKind, Vocabulary, fold
+from soc.core.cells import FORMULA_STARTS, neutralise_formula
 from soc.core.errors import ProblemsError
 from soc.core.files import atomic_write
 from soc.core.untrusted import visible
@@ -259,10 +260,6 @@ class _Lookup:
         names = {_normalise(name): name for name in self.names.values()}
         close = difflib.get_close_matches(_normalise(text), list(names), n=1, cutoff=0.75)
         return f" (did you mean '{names[close[0]]}'?)" if close else " (write its id or its name as in the inventory)"
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-"""A CSV cell starting like this is run as a formula by spreadsheet programs: written with a leading '."""
 
 
 def _parse_text(value: object) -> str:
@@ -937,7 +934,7 @@ def _csv_text(value: CellValue) -> str:
     if isinstance(value, date):
         return value.strftime("%d/%m/%Y")
     text = str(value)
-    return f"'{text}" if isinstance(value, str) and text.startswith(FORMULA_STARTS) else text
+    return neutralise_formula(text) if isinstance(value, str) else text
 
 
 def _write(

@@ -6,7 +6,8 @@ import ipaddress
 import queue
 import socket
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,13 @@ class ScanJob:
     events: queue.Queue[tuple[str, str, Any]] = field(default_factory=queue.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     """Set when the scan ends early (Ctrl-C): runners stop at their next observation and release what they hold."""
+    start_after: Mapping[str, float] = field(default_factory=dict)
+    """Seconds after the scan began before each portal (by URL) may be contacted; absent: at once. The
+    scheduler spreads the nightly scan over its window with these (`soc.services.jobs.spread_starts`)."""
+    began: float = field(default_factory=time.monotonic, init=False, repr=False)
     _targets: dict[str, Target] | None = field(default=None, init=False, repr=False)
     _targets_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _offsets: dict[str, float] | None = field(default=None, init=False, repr=False)
 
     def emit(self, collector: str, portal_url: str, item: BaseModel | str | None) -> None:
         """Hand a typed observation (or a progress event) to the pipeline's main thread."""
@@ -49,6 +55,39 @@ class ScanJob:
             if self._targets is None:
                 self._targets = resolve_all(list(self.portals.values()), self.inventory.settings.allowed_networks)
             return self._targets[portal.url]
+
+    def start_offset(self, portal_url: str) -> float:
+        """When a portal may first be contacted, in seconds after the scan began: the earliest `start_after`
+        of the portals on its address, so the portals of one server start together (and its politeness
+        limits, one nmap scan per address, sslyze's shared connection budget, still see them all at once)."""
+        if not self.start_after:
+            return 0.0
+        with self._targets_lock:
+            offsets = self._offsets
+        if offsets is None:
+            by_address: dict[str, float] = {}
+            place = {url: self.target(portal).address or url for url, portal in self.portals.items()}
+            for url, where in place.items():
+                wanted = max(0.0, float(self.start_after.get(url, 0.0)))
+                by_address[where] = min(wanted, by_address.get(where, wanted))
+            offsets = {url: by_address[where] for url, where in place.items()}
+            with self._targets_lock:
+                self._offsets = offsets
+        return offsets.get(portal_url, 0.0)
+
+    def waves(self, portal_urls: Iterable[str]) -> list[tuple[float, list[str]]]:
+        """The portals grouped by their start offset, earliest first (one wave when nothing is spread)."""
+        groups: dict[float, list[str]] = {}
+        for url in portal_urls:
+            groups.setdefault(self.start_offset(url), []).append(url)
+        return sorted(groups.items())
+
+    def wait_until(self, offset: float) -> bool:
+        """Wait until `offset` seconds after the scan began; False when the scan is cancelled first."""
+        delay = self.began + offset - time.monotonic()
+        if delay <= 0:
+            return not self.cancelled.is_set()
+        return not self.cancelled.wait(delay)
 
     def failed(self, collector: str, portal_url: str, error: str) -> FailedObservation:
         """A typed failed observation, now."""

@@ -15,7 +15,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from concurrent.futures import thread as futures_thread
 from dataclasses import dataclass, field
 from types import FrameType
@@ -195,16 +195,18 @@ def run_scan(
     inventory_name: str = "inventory",
     observer: ScanObserver | None = None,
     on_begin: Callable[[ScanRun], None] | None = None,
+    start_after: Mapping[str, float] | None = None,
 ) -> ScanReport:
     """Scan `portals` with the `only` collectors, store everything, return the report.
 
-    `on_begin` is told the run as soon as it exists (the services audit it). KeyboardInterrupt (Ctrl-C)
+    `on_begin` is told the run as soon as it exists (the services audit it). `start_after` delays
+    portals (URL → seconds after the start; see `ScanJob.start_offset`). KeyboardInterrupt (Ctrl-C)
     ends the scan between two portals: what is stored stays, the run is marked incomplete, and the
     interrupt is raised again.
     """
     run = store.begin_run(inventory_name, len(portals), owner=current_process())
     report = ScanReport(run=run, collectors=only)
-    job = ScanJob(inventory, settings, {p.url: p for p in portals}, only, clock)
+    job = ScanJob(inventory, settings, {p.url: p for p in portals}, only, clock, start_after=dict(start_after or {}))
     works = {p.url: _Work(p, set(only)) for p in portals}
     complete = False
     try:

@@ -7,11 +7,14 @@ if the runner dies.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import queue
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
+from typing import Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
@@ -28,6 +31,78 @@ from soc.scan.job import EVENT, ScanJob, Target
 
 Runner = Callable[[ScanJob], Iterator[tuple[str, str]]]
 """Drives one collector (or two: 'label' rides on the HTTP runner, it needs the homepage)."""
+
+
+class _OfPortal(Protocol):
+    @property
+    def portal_url(self) -> str: ...
+
+
+T = TypeVar("T", bound=_OfPortal)
+R = TypeVar("R")
+
+
+def in_waves(job: ScanJob, targets: Sequence[T], scan: Callable[[list[T]], Iterator[R]]) -> Iterator[R]:
+    """What `scan` yields for the targets, each wave of them (`ScanJob.waves`) started at its time.
+
+    Without start offsets (every CLI scan) this is `scan(targets)` in the caller's thread. Otherwise one
+    thread starts the waves as they come due and each wave runs in its own thread, so a slow portal never
+    holds back a later one; their results come back here as they arrive. A wave that fails does not stop
+    the others: its error is raised once every wave has ended (the pipeline then marks what it did not
+    report as failed). Cancelling the scan stops the waiting at once.
+    """
+    by_url = {target.portal_url: target for target in targets}
+    waves = job.waves(by_url)
+    if not waves or (len(waves) == 1 and waves[0][0] <= 0):
+        yield from scan(list(targets))
+        return
+    results: queue.SimpleQueue[tuple[R | None, BaseException | None, bool]] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def run_wave(members: list[T]) -> None:
+        items = None
+        try:
+            items = scan(members)
+            for item in items:
+                results.put((item, None, False))
+                if stop.is_set() or job.cancelled.is_set():
+                    break
+        except BaseException as exc:  # reported to the consumer, raised there
+            results.put((None, exc, False))
+        finally:
+            close = getattr(items, "close", None)  # a generator releases what it holds (clients, files)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
+            results.put((None, None, True))
+
+    def launch() -> None:
+        for number, (offset, urls) in enumerate(waves):
+            if not job.wait_until(offset) or stop.is_set():
+                for _ in waves[number:]:
+                    results.put((None, None, True))
+                return
+            threading.Thread(target=run_wave, args=([by_url[url] for url in urls],), name="scan-wave",
+                             daemon=True).start()
+
+    threading.Thread(target=launch, name="scan-waves", daemon=True).start()
+    pending, error = len(waves), None
+    try:
+        while pending and not job.cancelled.is_set():
+            try:
+                item, failure, done = results.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if done:
+                pending -= 1
+            elif failure is not None:
+                error = error or failure
+            else:
+                yield cast(R, item)  # an item: neither a failure nor the end of a wave
+    finally:
+        stop.set()
+    if error is not None:
+        raise error
 
 
 def tls_config(inventory: Inventory, settings: Settings, portals: list[Portal]) -> TlsScanConfig:
@@ -62,8 +137,12 @@ def run_tls(job: ScanJob) -> Iterator[tuple[str, str]]:
             continue
         targets.append(TlsTarget(portal.url, portal.host, portal.port, where.address))
     collector = TlsCollector(tls_config(job.inventory, job.settings, portals))
+
+    def progress(event: str, target: TlsTarget) -> None:
+        job.emit(EVENT, target.portal_url, event)
+
     try:
-        for obs in collector.scan(targets, lambda event, target: job.emit(EVENT, target.portal_url, event)):
+        for obs in in_waves(job, targets, lambda wave: collector.scan(wave, progress)):
             job.emit("tls", obs.portal_url, obs)
             yield "tls", obs.portal_url
     finally:
@@ -165,8 +244,9 @@ def run_http(job: ScanJob) -> Iterator[tuple[str, str]]:
     try:
         for obs in not_scanned:
             page_read(obs)
-        for target in targets:
-            pages.submit(collector.observe, target).add_done_callback(functools.partial(page_ready, target.portal_url))
+        for target in sorted(targets, key=lambda t: job.start_offset(t.portal_url)):
+            pages.submit(_when_due, job, collector.observe, target).add_done_callback(
+                functools.partial(page_ready, target.portal_url))
         while expected and not job.cancelled.is_set():
             try:
                 name, item = ready.get(timeout=0.2)
@@ -183,6 +263,13 @@ def run_http(job: ScanJob) -> Iterator[tuple[str, str]]:
         collector.close()
         if registry is not None:
             registry.close()
+
+
+def _when_due(job: ScanJob, observe: Callable[[HttpTarget], HttpObservation], target: HttpTarget) -> HttpObservation:
+    """`observe(target)` once the portal's start offset has passed (the scan cancelled first: an error)."""
+    if not job.wait_until(job.start_offset(target.portal_url)):
+        raise RuntimeError("the scan was stopped before this portal's turn")
+    return observe(target)
 
 
 def http_port(portal: Portal) -> int:
@@ -214,6 +301,6 @@ def run_ports(job: ScanJob) -> Iterator[tuple[str, str]]:
         targets.append(PortsTarget(portal.url, where.address))
     config = PortsScanConfig(ports=ports, host_timeout_s=settings.ports_host_timeout,
                              max_parallel_hosts=settings.concurrent_portals)
-    for obs in scan_ports(targets, config):
+    for obs in in_waves(job, targets, lambda wave: scan_ports(wave, config)):
         job.emit("ports", obs.portal_url, obs)
         yield "ports", obs.portal_url

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from soc.compliance.models import CoverageRecord, SystemRecord
 from soc.core.models import (
     ApiToken,
     AuditEntry,
@@ -23,6 +24,7 @@ from soc.core.models import (
     User,
 )
 from soc.findings.sla import SlaState
+from soc.schemas.jobs import JobInfo
 
 
 class Request(BaseModel):
@@ -195,17 +197,6 @@ class PortalDetail(BaseModel):
     """The raw collector output of its latest run (untrusted text from the portal)."""
 
 
-class JobInfo(BaseModel):
-    """One scheduled job: its schedule, next slot and latest runs."""
-
-    name: str
-    description: str
-    schedule: str
-    next_run: datetime | None = None
-    last_run: JobRun | None = None
-    last_success: datetime | None = None
-
-
 class JobList(BaseModel):
     """Every scheduled job."""
 
@@ -217,6 +208,31 @@ class JobRunList(BaseModel):
     """Job runs, newest first."""
 
     items: list[JobRun]
+
+
+class JobStarted(BaseModel):
+    """A job started by hand ("run now"): follow it in `runs` (its id there is `id`)."""
+
+    id: int
+    """The job run's id."""
+    job: str
+    runs: str
+    """Where the job's runs are listed."""
+    run: JobRun | None = None
+
+
+class SystemList(BaseModel):
+    """The register of information systems as it stood on `as_of`, as known now."""
+
+    as_of: date
+    items: list[SystemRecord]
+
+
+class CoverageList(BaseModel):
+    """Anti-malware coverage of each agency as it stood on `as_of`, as known now."""
+
+    as_of: date
+    items: list[CoverageRecord]
 
 
 class Health(BaseModel):

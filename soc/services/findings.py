@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from soc.core.clock import start_of_day, today
@@ -179,15 +179,22 @@ def history(context: ServiceContext, prefix: str) -> list[FindingEvent]:
     return context.backend.findings.events(find_finding(context, prefix).fingerprint)
 
 
-def owners(context: ServiceContext, inventory: Inventory | None) -> dict[str, str]:
-    """Subject (portal URL, `system:<id>`, `agency:<id>`) → the agency that owns it."""
+def owners(context: ServiceContext, inventory: Inventory | None,
+           subjects: Collection[str] | None = None) -> dict[str, str]:
+    """Subject (portal URL, `system:<id>`, `agency:<id>`) → the agency that owns it.
+
+    With `subjects`, the answer is only meant for them: the register (which only adds `system:<id>`) is read
+    only when one of them is a system — reading it costs ~15 ms for 500 systems, more than the rest of a page
+    of findings.
+    """
     owned: dict[str, str] = {}
     if inventory is not None:
         owned |= {portal.url: portal.agency for portal in inventory.portals}
         owned |= {f"system:{system.id}": system.agency for system in inventory.systems}
         owned |= {f"agency:{agency.id}": agency.id for agency in inventory.agencies}
-    for record in context.backend.register.systems_as_of(context.clock.now()):
-        owned[f"system:{record.id}"] = record.agency
+    if subjects is None or any(subject.startswith("system:") for subject in subjects):
+        for record in context.backend.register.systems_as_of(context.clock.now()):
+            owned[f"system:{record.id}"] = record.agency
     return owned
 
 

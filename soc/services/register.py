@@ -167,6 +167,13 @@ def systems_as_of(context: ServiceContext, day: date | None = None, agency: str 
     return sorted((r for r in records if agency is None or r.agency == agency), key=lambda r: (r.agency, r.id))
 
 
+def coverage_as_of(context: ServiceContext, day: date | None = None, agency: str | None = None,
+                   known_at: datetime | None = None) -> list[CoverageRecord]:
+    """Anti-malware coverage as it stood at the end of `day` (default today), as known at `known_at`, by agency."""
+    records = context.backend.register.coverage_as_of(end_of_day(day or today(context.clock)), known_at)
+    return sorted((r for r in records if agency is None or r.agency == agency), key=lambda r: r.agency)
+
+
 def export_systems(context: ServiceContext, path: Path, inventory: Inventory, day: date | None = None,
                    english: bool = False) -> Sequence[SystemRecord]:
     """Write the register as it stood on `day` to an XLSX or CSV file (the import format), atomically."""

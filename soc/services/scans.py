@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from soc.core.models import FindingStatus, ScanRun, Severity
 from soc.inventory import Inventory, Portal
@@ -26,18 +26,25 @@ def plan_scan(inventory: Inventory, source: str, portal_urls: Sequence[str], onl
 
 
 def scan_portals(context: ServiceContext, inventory: Inventory, source: str, portals: Sequence[Portal],
-                 collectors: tuple[str, ...], observer: ScanObserver | None = None) -> ScanReport:
-    """Scan and store the portals; the run's start and end are in the audit log (also when interrupted)."""
+                 collectors: tuple[str, ...], observer: ScanObserver | None = None, *,
+                 on_begin: Callable[[ScanRun], None] | None = None,
+                 start_after: Mapping[str, float] | None = None) -> ScanReport:
+    """Scan and store the portals; the run's start and end are in the audit log (also when interrupted).
+
+    `on_begin` hears of the run as soon as it exists (the scheduler keeps its id); `start_after` spreads
+    the portals' starts (URL → seconds after the start)."""
     started: list[ScanRun] = []
 
-    def on_begin(run: ScanRun) -> None:
+    def begun(run: ScanRun) -> None:
         started.append(run)
         context.audit("scan.run.start", run.id, after={"status": run.status.value, "inventory": source,
                                                        "portals": len(portals), "collectors": list(collectors)})
+        if on_begin is not None:
+            on_begin(run)
 
     try:
         report = run_scan(inventory, context.backend.findings, context.settings, context.clock, portals, collectors,
-                          inventory_name=source, observer=observer, on_begin=on_begin)
+                          inventory_name=source, observer=observer, on_begin=begun, start_after=start_after)
     except BaseException:
         if started:
             _audit_finish(context, context.backend.findings.get_run(started[0].id) or started[0])

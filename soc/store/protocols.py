@@ -7,7 +7,7 @@ Lifecycle rules are not here: backends carry out what `soc.findings.lifecycle` d
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -157,6 +157,10 @@ class FindingStore(Protocol):
         """Each portal's newest assessment since `since`, and its newest complete one when that is older."""
         ...
 
+    def open_counts_by_subject(self) -> dict[str, dict[Severity, int]]:
+        """Subject (portal URL, `system:<id>` …) → its open or acknowledged findings counted by severity."""
+        ...
+
     def finding(self, fingerprint: str) -> StoredFinding | None:
         """One finding by its full fingerprint."""
         ...
@@ -278,6 +282,20 @@ class JobHistory(Protocol):
 
     def get(self, run_id: int) -> JobRun | None:
         """One run, or None."""
+        ...
+
+    def acquire_lease(self, name: str, owner: RunOwner, now: datetime,
+                      is_dead: Callable[[RunOwner, datetime], bool]) -> tuple[RunOwner, datetime] | None:
+        """Take the lease `name` (one scheduler per store); None when taken, else the live holder and its
+        last heartbeat."""
+        ...
+
+    def renew_lease(self, name: str, owner: RunOwner, now: datetime) -> bool:
+        """Renew the holder's heartbeat; False when `owner` no longer holds it."""
+        ...
+
+    def release_lease(self, name: str, owner: RunOwner) -> None:
+        """Give the lease up."""
         ...
 
 

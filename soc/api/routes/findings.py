@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from soc.api.auth import Reader, Triager, api_state
 from soc.api.problems import NotFound
@@ -41,16 +42,53 @@ def _portal(url: str) -> str:
         return url  # a subject such as system:HT01 is not a URL
 
 
-def _moment(value: datetime | None, name: str) -> datetime | None:
-    if value is not None and value.utcoffset() is None:
+EARLIEST, LATEST = datetime(1970, 1, 2), datetime(9998, 12, 31)
+"""Local wall times a filter may name (near year 1 or 9999 a time cannot even be converted to UTC)."""
+
+
+def moment(value: datetime | None, name: str) -> datetime | None:
+    """A moment given as a filter: with a time zone, within 1970–9998 (ServiceError naming `name`)."""
+    if value is None:
+        return None
+    if value.utcoffset() is None:
         raise ServiceError(f"{name}: give a time zone (e.g. 2026-11-27T09:00:00+07:00)")
+    if not EARLIEST <= value.replace(tzinfo=None) <= LATEST:
+        raise ServiceError(f"{name}: {value.isoformat()} is out of range (1970-01-02 … 9998-12-31)")
     return value
 
 
-@router.get("", response_model=FindingPage, summary="Danh sách phát hiện / List findings")
-def list_findings(
-    request: Request,
-    context: Reader,
+@dataclass(frozen=True)
+class FindingFilters:
+    """The filters of a findings listing, from the query string (GET /findings and its exports)."""
+
+    agency: tuple[str, ...] = ()
+    portal: tuple[str, ...] = ()
+    check: tuple[str, ...] = ()
+    severity: tuple[Severity, ...] = ()
+    status: tuple[FindingStatus, ...] = ()
+    sla: tuple[SlaState, ...] = ()
+    assignee: tuple[str, ...] = ()
+    first_seen_after: datetime | None = None
+    first_seen_before: datetime | None = None
+    last_seen_after: datetime | None = None
+    last_seen_before: datetime | None = None
+
+    def query(self, owned: dict[str, str], now: datetime, sort: FindingSort = FindingSort.SEVERITY,
+              limit: int | None = None, cursor: str | None = None) -> FindingQuery:
+        """The store query of these filters (ServiceError for an unknown agency or a bad moment)."""
+        return FindingQuery(
+            statuses=self.status, severities=self.severity, check_ids=self.check,
+            portal_urls=tuple(_portal(url) for url in self.portal), assignees=self.assignee,
+            owners=self.agency, owned_subjects=service.subjects_of(owned, self.agency) if self.agency else (),
+            sla_states=tuple(state.value for state in self.sla), now=now,
+            first_seen_after=moment(self.first_seen_after, "first_seen_after"),
+            first_seen_before=moment(self.first_seen_before, "first_seen_before"),
+            last_seen_after=moment(self.last_seen_after, "last_seen_after"),
+            last_seen_before=moment(self.last_seen_before, "last_seen_before"),
+            sort=sort, limit=limit, cursor=cursor)
+
+
+def finding_filters(
     agency: Annotated[list[str] | None, Query(description="Owning agency (repeatable).", max_length=64)] = None,
     portal: Annotated[list[str] | None, Query(description="Portal URL or subject (repeatable).",
                                               max_length=2048)] = None,
@@ -63,25 +101,34 @@ def list_findings(
     first_seen_before: datetime | None = None,
     last_seen_after: datetime | None = None,
     last_seen_before: datetime | None = None,
+) -> FindingFilters:
+    """A dependency: the findings filters of the query string (repeat a filter for "any of")."""
+    return FindingFilters(
+        agency=tuple(agency or ()), portal=tuple(portal or ()), check=tuple(check or ()),
+        severity=tuple(severity or ()), status=tuple(status or ()), sla=tuple(sla or ()),
+        assignee=tuple(assignee or ()), first_seen_after=first_seen_after, first_seen_before=first_seen_before,
+        last_seen_after=last_seen_after, last_seen_before=last_seen_before)
+
+
+Filters = Annotated[FindingFilters, Depends(finding_filters)]
+
+
+@router.get("", response_model=FindingPage, summary="Danh sách phát hiện / List findings")
+def list_findings(
+    request: Request,
+    context: Reader,
+    filters: Filters,
     sort: FindingSort = FindingSort.SEVERITY,
     limit: Annotated[int, Query(ge=1, le=1000)] = DEFAULT_PAGE,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> FindingPage:
     """Findings matching every filter given (repeat a filter for "any of"), in `sort` order, one page at a time:
     pass `next` back as `cursor` for the following page."""
-    owned = service.owners(context, api_state(request).inventory())
-    now = context.clock.now()
-    query = FindingQuery(
-        statuses=tuple(status or ()), severities=tuple(severity or ()), check_ids=tuple(check or ()),
-        portal_urls=tuple(_portal(url) for url in portal or ()), assignees=tuple(assignee or ()),
-        owners=tuple(agency or ()), owned_subjects=service.subjects_of(owned, agency) if agency else (),
-        sla_states=tuple(state.value for state in sla or ()), now=now,
-        first_seen_after=_moment(first_seen_after, "first_seen_after"),
-        first_seen_before=_moment(first_seen_before, "first_seen_before"),
-        last_seen_after=_moment(last_seen_after, "last_seen_after"),
-        last_seen_before=_moment(last_seen_before, "last_seen_before"),
-        sort=sort, limit=limit, cursor=cursor)
-    page = service.query_findings(context, query)
+    inventory, now = api_state(request).inventory(), context.clock.now()
+    owned = service.owners(context, inventory) if filters.agency else None  # only an agency filter needs them all
+    page = service.query_findings(context, filters.query(owned or {}, now, sort, limit, cursor))
+    if owned is None:  # the page needs the owners of its own subjects only (the register only for systems)
+        owned = service.owners(context, inventory, subjects={finding.portal_url for finding in page.items})
     return FindingPage(items=[item(finding, now, owned) for finding in page.items], next=page.next_cursor)
 
 

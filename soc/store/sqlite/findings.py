@@ -287,20 +287,27 @@ class SqliteFindingStore:
                 raise ValueError("a query by SLA state needs `now`")
             stmt = stmt.where(or_(*(_sla_condition(SlaState(state), query.now) for state in query.sla_states)))
         keys = _SORT_KEYS[query.sort]
+        columns = [column for column, _ in keys]
+        after: list[Any] = []
         if query.cursor:
-            after = decode_cursor(query.sort, query.cursor)
-            columns = [column for column, _ in keys]
-            descending = keys[0][1]  # every order is all-ascending or all-descending
-            if len(after) != len(columns):
+            key = decode_cursor(query.sort, query.cursor)
+            if len(key) != len(columns):
                 raise CursorError("cursor does not match this order")
-            values = [literal(_bind(column, value), type_=column.type)
-                      for column, value in zip(columns, after, strict=True)]
-            stmt = stmt.where(tuple_(*columns) < tuple_(*values) if descending else tuple_(*columns) > tuple_(*values))
-        stmt = stmt.order_by(*(column.desc() if desc else column.asc() for column, desc in keys))
-        if query.limit is not None:
-            stmt = stmt.limit(query.limit + 1)
-        with self._engine.connect() as conn:
-            rows = [StoredFinding.model_validate(dict(row)) for row in conn.execute(stmt).mappings()]
+            after = [_bind(column, value) for column, value in zip(columns, key, strict=True)]
+        if query.sort is FindingSort.SEVERITY:
+            with self._engine.connect() as conn:
+                rows = _worst_first(conn, stmt, query, after)
+        else:
+            if after:
+                values = [literal(value, type_=column.type) for column, value in zip(columns, after, strict=True)]
+                descending = keys[0][1]  # every order is all-ascending or all-descending
+                stmt = stmt.where(tuple_(*columns) < tuple_(*values) if descending
+                                  else tuple_(*columns) > tuple_(*values))
+            stmt = stmt.order_by(*(column.desc() if desc else column.asc() for column, desc in keys))
+            if query.limit is not None:
+                stmt = stmt.limit(query.limit + 1)
+            with self._engine.connect() as conn:
+                rows = [StoredFinding.model_validate(dict(row)) for row in conn.execute(stmt).mappings()]
         if query.limit is None or len(rows) <= query.limit:
             return Page(items=rows)
         items = rows[: query.limit]
@@ -504,6 +511,33 @@ class SqliteFindingStore:
             return [PortalScan.model_validate(dict(row)) for row in rows]
 
 _RUNNING = [status.value for status in CLOCK_RUNS]
+_WITHIN_SEVERITY = (findings.c.portal_url, findings.c.check_id, findings.c.fingerprint)
+
+
+def _worst_first(conn: Connection, stmt: Select[Any], query: FindingQuery, after: list[Any]) -> list[StoredFinding]:
+    """The page of `stmt` in severity order, read one severity at a time (worst first), each in portal,
+    check id, fingerprint order, so that the index on (severity, portal_url) gives the rows in order and
+    a page reads about as many rows as it returns. One ORDER BY over the severity's rank (a CASE no index
+    has) sorted every matching row for each page: ~40 ms at 100,000 findings, ~0.5 s at a million.
+    `after`: the cursor's key (rank, portal_url, check_id, fingerprint). Rows of a severity outside the
+    enum (which no model can load) are never read."""
+    wanted = None if query.limit is None else query.limit + 1
+    rows: list[StoredFinding] = []
+    for severity in Severity:
+        if (after and severity.rank < after[0]) or (query.severities and severity not in query.severities):
+            continue
+        bucket = stmt.where(findings.c.severity == severity.value)
+        if after and severity.rank == after[0]:
+            bound = [literal(value, type_=column.type) for column, value in zip(_WITHIN_SEVERITY, after[1:],
+                                                                                 strict=True)]
+            bucket = bucket.where(tuple_(*_WITHIN_SEVERITY) > tuple_(*bound))
+        bucket = bucket.order_by(*_WITHIN_SEVERITY)
+        if wanted is not None:
+            bucket = bucket.limit(wanted - len(rows))
+        rows += [StoredFinding.model_validate(dict(row)) for row in conn.execute(bucket).mappings()]
+        if wanted is not None and len(rows) >= wanted:
+            break
+    return rows
 
 
 def _sla_condition(state: SlaState, now: datetime) -> ColumnElement[bool]:

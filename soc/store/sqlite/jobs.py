@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
-from soc.core.models import JobOutcome, JobRun
-from soc.store.sqlite.schema import BEGIN_OPTION, job_runs
+from soc.core.models import JobOutcome, JobRun, RunOwner
+from soc.store.sqlite.schema import BEGIN_OPTION, job_runs, leases
 
 
 class SqliteJobHistory:
@@ -57,3 +58,31 @@ class SqliteJobHistory:
         with self._engine.connect() as conn:
             row = conn.execute(select(job_runs).where(job_runs.c.id == run_id)).mappings().first()
         return None if row is None else JobRun.model_validate(dict(row))
+
+    def acquire_lease(self, name: str, owner: RunOwner, now: datetime,
+                      is_dead: Callable[[RunOwner, datetime], bool]) -> tuple[RunOwner, datetime] | None:
+        """Take the lease `name` for `owner`; when another holds it and `is_dead(holder, heartbeat)` says it
+        still lives, refuse and return (holder, its last heartbeat)."""
+        with self._writer.begin() as conn:
+            row = conn.execute(select(leases).where(leases.c.name == name)).mappings().first()
+            if row is not None:
+                holder = RunOwner(host=row["host"], pid=row["pid"], started=row["started"])
+                if holder != owner and not is_dead(holder, row["heartbeat_at"]):
+                    return holder, row["heartbeat_at"]
+                conn.execute(delete(leases).where(leases.c.name == name))
+            conn.execute(insert(leases).values(name=name, host=owner.host, pid=owner.pid, started=owner.started,
+                                               acquired_at=now, heartbeat_at=now))
+        return None
+
+    def renew_lease(self, name: str, owner: RunOwner, now: datetime) -> bool:
+        """Say the holder lives; False when `owner` no longer holds the lease."""
+        with self._writer.begin() as conn:
+            result = conn.execute(update(leases).where(leases.c.name == name, leases.c.host == owner.host,
+                                                       leases.c.pid == owner.pid).values(heartbeat_at=now))
+            return bool(result.rowcount)
+
+    def release_lease(self, name: str, owner: RunOwner) -> None:
+        """Give the lease up (nothing happens when another holds it)."""
+        with self._writer.begin() as conn:
+            conn.execute(delete(leases).where(leases.c.name == name, leases.c.host == owner.host,
+                                              leases.c.pid == owner.pid))

@@ -291,6 +291,18 @@ job_runs = Table(
 )
 
 
+leases = Table(
+    # who holds a role only one process may have at a time (the scheduler), with its heartbeat
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("host", Text(), nullable=False),
+    Column("pid", Integer(), nullable=False),
+    Column("started", Text(), nullable=True),
+    Column("acquired_at", UTCDateTime(), nullable=False),
+    Column("heartbeat_at", UTCDateTime(), nullable=False),
+)
+
 apscheduler_jobs = Table(
     # APScheduler 3's SQLAlchemyJobStore table, made by our migrations so the store's schema is all ours
     "apscheduler_jobs",

@@ -1,4 +1,5 @@
-"""The running service: users, API tokens, the service's secrets, our job-run history; triage and SLA
+"""The running service: users, API tokens, the service's secrets, our job-run history, the scheduler's lease and
+APScheduler's job table; triage and SLA
 columns on findings (open period, deadline, pre-breach start, assignee, risk acceptance expiry and approver).
 
 Revision ID: 0008
@@ -80,6 +81,16 @@ def upgrade() -> None:
     op.create_index("ix_job_runs_job_slot", "job_runs", ["job", "slot"])
     op.create_index("ix_job_runs_started_at", "job_runs", ["started_at"])
     op.create_table(
+        "leases",
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("host", sa.Text(), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=False),
+        sa.Column("started", sa.Text(), nullable=True),
+        sa.Column("acquired_at", sa.String(32), nullable=False),
+        sa.Column("heartbeat_at", sa.String(32), nullable=False),
+        sa.PrimaryKeyConstraint("name", name="pk_leases"),
+    )
+    op.create_table(
         "apscheduler_jobs",
         sa.Column("id", sa.Unicode(191), nullable=False),
         sa.Column("next_run_time", sa.Float(25), nullable=True),
@@ -108,6 +119,7 @@ def downgrade() -> None:
             batch.drop_column(column)
     op.drop_index("ix_apscheduler_jobs_next_run_time", table_name="apscheduler_jobs")
     op.drop_table("apscheduler_jobs")
+    op.drop_table("leases")
     op.drop_index("ix_job_runs_started_at", table_name="job_runs")
     op.drop_index("ix_job_runs_job_slot", table_name="job_runs")
     op.drop_table("job_runs")

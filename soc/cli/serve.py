@@ -1,0 +1,87 @@
+"""`soc serve`: the running SOC — the REST API (and, later, the dashboard) with the scheduler beside it."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from soc.cli.common import DbOption, InventoryOption, console, errors, fail, settings_with, shown, state
+from soc.cli.worker import run_line
+from soc.core.errors import InputError
+from soc.services.context import open_context
+from soc.services.users import has_admin
+from soc.store import StoreError
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (default loopback only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
+    db: DbOption = None,
+    inventory: InventoryOption = None,
+    scheduler_on: Annotated[bool, typer.Option("--scheduler/--no-scheduler",
+                                               help="Run the scheduled jobs here (off: `soc worker` runs them).")]
+    = True,
+    certfile: Annotated[Path | None, typer.Option("--ssl-certfile", help="Serve HTTPS with this certificate "
+                                                  "(sessions cookies are then Secure).")] = None,
+    keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="Its private key.")] = None,
+) -> None:
+    """Chạy SOC như một dịch vụ / Run the SOC as a service: API on http://HOST:PORT/api/v1 (docs at /docs),
+    health at /healthz, and the scheduled scans and checks."""
+    import uvicorn
+
+    from soc.api import create_app
+    from soc.scheduler import SocScheduler
+
+    if (certfile is None) != (keyfile is None):
+        fail("--ssl-certfile and --ssl-keyfile go together")
+    settings = settings_with(db)
+    if inventory is not None:
+        settings = settings.model_copy(update={"inventory": inventory})
+    _warn_if_exposed(host, certfile is not None)
+    clock = state(ctx).clock
+    try:
+        context = open_context(settings, clock, "api")
+    except StoreError as exc:
+        fail(str(exc))
+    scheduler = None
+    try:
+        if not has_admin(context):
+            errors.print("[yellow]Chưa có quản trị viên / no admin account yet.[/] Create one (the password is "
+                         f"asked):\n  soc users add NAME --role admin --db {shown(settings.db)}\nthen a token for "
+                         f"scripts: soc tokens create --user NAME --db {shown(settings.db)}", soft_wrap=True)
+        if settings.inventory is None:
+            errors.print("[yellow]Chưa có danh mục / no inventory:[/] give --inventory or SOC_INVENTORY; the portal "
+                         "scan job fails until then.", soft_wrap=True)
+        if scheduler_on:
+            scheduler = SocScheduler(settings, clock, on_run=lambda run: console.print(run_line(run), soft_wrap=True))
+            scheduler.start()
+        app = create_app(settings, context.backend, clock, scheduler=scheduler, secure_cookies=certfile is not None)
+        scheme = "https" if certfile else "http"
+        shown_host = f"[{host}]" if ":" in host else host
+        console.print(f"SOC Đồng Nai: {scheme}://{shown_host}:{port}/api/v1  (docs /docs, health /healthz), store "
+                      f"{shown(settings.db)}", soft_wrap=True)
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                                ssl_certfile=str(certfile) if certfile else None,
+                                ssl_keyfile=str(keyfile) if keyfile else None, server_header=False)
+        uvicorn.Server(config).run()
+    except (StoreError, InputError) as exc:
+        fail(str(exc))
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        context.close()
+
+
+def _warn_if_exposed(host: str, tls: bool) -> None:
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        errors.print(f"[yellow]Cảnh báo / warning:[/] listening on {shown(host)}, not only loopback"
+                     + ("" if tls else ", without TLS: passwords and tokens cross the network in clear"),
+                     soft_wrap=True)
