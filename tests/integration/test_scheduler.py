@@ -278,3 +278,45 @@ def test_the_lease_of_a_dead_scheduler_is_taken_over(tmp_path: Path) -> None:
         assert scheduler.running
     finally:
         scheduler.shutdown(wait=False)
+
+
+@pytest.mark.lab
+def test_a_scheduled_scan_sends_its_change_email_and_a_delivery_failure_is_in_the_job_history(
+    lab: PortalLab, tmp_path: Path
+) -> None:
+    from aiosmtpd.controller import Controller
+
+    from soc.core.settings import SmtpSettings
+    from tests.integration.test_change_email import Received, free_port
+
+    received, port = Received(), free_port()
+    controller = Controller(received, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        settings = settings_for(tmp_path / "soc.db", lab_inventory(lab, tmp_path, ("expired",)))
+        smtp = SmtpSettings(host="127.0.0.1", port=port, starttls=False, recipients=["soc@dongnai.gov.vn"],
+                            attempts=2, retry_seconds=0)
+        clock = FixedClock(datetime.now(UTC))
+        with open_context(settings.model_copy(update={"smtp": smtp}), clock, "scheduler") as context:
+            scan_run = run_job(context, "portal_scan", clock.now())
+            assert scan_run.outcome is JobOutcome.SUCCESS, scan_run.error
+            [sent] = runs(context.backend, "change_email")
+            assert (sent.outcome, sent.slot, sent.scan_run_id) == (JobOutcome.SUCCESS, scan_run.slot,
+                                                                    scan_run.scan_run_id)
+            message = received.message()
+            assert message["To"] == "soc@dongnai.gov.vn"
+            assert "Xấu đi / Regressed" in message["Subject"] and "1 mới / new" in message["Subject"]
+            body = message.get_body(("plain",))
+            assert body is not None and "tls.cert.expired" in body.get_content()
+
+            clock.advance(timedelta(days=1))
+            down = smtp.model_copy(update={"port": free_port()})  # nothing listens there
+            context.settings = context.settings.model_copy(update={"smtp": down})
+            second = run_job(context, "portal_scan", clock.now())
+            assert second.outcome is JobOutcome.SUCCESS  # the scan stands; the e-mail is its own run
+            failed = runs(context.backend, "change_email")[0]
+            assert failed.outcome is JobOutcome.FAILED and failed.detail["attempts"] == 2
+            assert failed.error is not None and "cannot connect" in failed.error
+            assert len(received.envelopes) == 1
+    finally:
+        controller.stop()
