@@ -100,12 +100,14 @@ def demo(
     console.print(f"Kho dữ liệu / Store: {store} — xem lại / review: soc findings --db {store}")
 
 
-def runs(ctx: typer.Context, db: DbOption = None, limit: int = 20) -> None:
-    """Các lượt quét gần đây / Recent scan runs."""
+def runs(ctx: typer.Context, db: DbOption = None, limit: int = 20,
+         health: Annotated[bool, typer.Option("--health", help="Also the scheduler's health checks (ops).")] = False
+         ) -> None:
+    """Các lượt quét gần đây / Recent scan runs (and compliance evaluations)."""
     from soc.services.runs import list_runs
 
     with service_context(ctx, db, writes=False) as context:
-        console.print(runs_table(list_runs(context, limit)))
+        console.print(runs_table(list_runs(context, limit, health)))
 
 
 def diff(

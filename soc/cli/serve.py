@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from soc.cli.common import DbOption, InventoryOption, console, errors, fail, settings_with, shown, state
+from soc.cli.common import (
+    DbOption,
+    InventoryOption,
+    announce_new_store,
+    console,
+    errors,
+    fail,
+    settings_with,
+    shown,
+    state,
+)
 from soc.cli.worker import run_line
 from soc.core.errors import InputError
 from soc.services.context import open_context
@@ -44,7 +54,7 @@ def serve(
     _warn_if_exposed(host, certfile is not None)
     clock = state(ctx).clock
     try:
-        context = open_context(settings, clock, "api")
+        context = open_context(settings, clock, "api", on_create=announce_new_store)
     except StoreError as exc:
         fail(str(exc))
     scheduler = None

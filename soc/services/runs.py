@@ -6,10 +6,13 @@ from soc.core.models import ScanRun
 from soc.schemas.findings import DiffCounts, DiffOutput
 from soc.services.context import ServiceContext, ServiceError
 
+HEALTH_RUNS = ("ops",)
+"""The scheduler's health check records a run every 15 minutes: listed only when asked for."""
 
-def list_runs(context: ServiceContext, limit: int = 20) -> list[ScanRun]:
-    """Most recent runs first."""
-    return context.backend.findings.list_runs(limit)
+
+def list_runs(context: ServiceContext, limit: int = 20, health_checks: bool = False) -> list[ScanRun]:
+    """Most recent runs first (scans and compliance evaluations; the health checks too with `health_checks`)."""
+    return context.backend.findings.list_runs(limit, exclude=() if health_checks else HEALTH_RUNS)
 
 
 def find_run(context: ServiceContext, prefix: str) -> ScanRun:

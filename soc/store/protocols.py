@@ -85,8 +85,8 @@ class FindingStore(Protocol):
         """One run, or None."""
         ...
 
-    def list_runs(self, limit: int = 20) -> list[ScanRun]:
-        """Most recent runs first."""
+    def list_runs(self, limit: int = 20, exclude: Collection[str] = ()) -> list[ScanRun]:
+        """Most recent runs first, leaving out runs whose `inventory` is one of `exclude` (e.g. 'ops')."""
         ...
 
     def runs_by_prefix(self, prefix: str, limit: int = 2) -> list[ScanRun]:

@@ -27,9 +27,11 @@ def _run(context: ServiceContext, prefix: str) -> ScanRun:
 
 
 @router.get("", response_model=RunList, summary="Các lần quét / Scan runs")
-def list_scan_runs(context: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> RunList:
+def list_scan_runs(context: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+                   health: Annotated[bool, Query(description="Also the scheduler's health checks (ops).")] = False
+                   ) -> RunList:
     """Scan runs (portal scans and compliance evaluations), newest first."""
-    return RunList(items=service.list_runs(context, limit))
+    return RunList(items=service.list_runs(context, limit, health))
 
 
 @router.get("/{run}", response_model=ScanRun, summary="Một lần quét / One run")

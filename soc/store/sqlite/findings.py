@@ -237,9 +237,11 @@ class SqliteFindingStore:
             row = conn.execute(select(scan_runs).where(scan_runs.c.id == run_id)).mappings().first()
         return None if row is None else ScanRun.model_validate(dict(row))
 
-    def list_runs(self, limit: int = 20) -> list[ScanRun]:
-        """Most recent runs first."""
+    def list_runs(self, limit: int = 20, exclude: Collection[str] = ()) -> list[ScanRun]:
+        """Most recent runs first, leaving out runs of the `exclude` kinds (their `inventory` name)."""
         stmt = select(scan_runs).order_by(scan_runs.c.started_at.desc(), scan_runs.c.id).limit(limit)
+        if exclude:
+            stmt = stmt.where(scan_runs.c.inventory.not_in(list(exclude)))
         with self._engine.connect() as conn:
             rows = conn.execute(stmt).mappings().all()
         return [ScanRun.model_validate(dict(row)) for row in rows]
