@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -45,9 +46,33 @@ def create_app(settings: Settings, backend: Backend, clock: Clock, *, scheduler:
     for module in (findings, portals, runs, register, jobs, exports, session, admin):
         api.include_router(module.router)
     app.include_router(api)
+    _document_problems(app)
     app.add_api_route("/healthz", healthz, methods=["GET"], response_model=Health, tags=["health"],
                       responses={503: {"model": Health}}, summary="Sức khỏe / Health")
     return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document say what errors really are: `application/problem+json` bodies of the
+    Problem schema (FastAPI documents them as application/json, and its own 422 body, which we replace)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        problem_body = {problems.MEDIA_TYPE.split(";")[0]: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for url, path in document.get("paths", {}).items():
+            for operation in path.values():
+                for code, response in operation.get("responses", {}).items():
+                    if code.isdigit() and int(code) >= 400 and url != "/healthz":
+                        response["content"] = dict(problem_body)
+        document.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
+        document.get("components", {}).get("schemas", {}).pop("ValidationError", None)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def healthz(request: Request) -> JSONResponse:

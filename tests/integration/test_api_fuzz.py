@@ -17,7 +17,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from soc.core.models import Role
 from tests.integration.api_world import TARGET_USER, Seed, World, loopback_only, open_world, seed_store
@@ -84,7 +88,5 @@ schema = schemathesis.from_pytest_fixture("api_schema")
                                  HealthCheck.function_scoped_fixture])
 def test_no_generated_request_gets_a_server_error(case: Any, world: World) -> None:
     response = case.call(headers=world.credential(Role.ADMIN.value).headers())
-    # Not content_type_conformance: errors are served as application/problem+json, which the document does
-    # not declare (it lists their Problem schema under application/json).
     case.validate_response(response, checks=(not_a_server_error, status_code_conformance,
-                                             response_schema_conformance))
+                                             content_type_conformance, response_schema_conformance))
