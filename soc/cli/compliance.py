@@ -212,3 +212,10 @@ def compliance(
         console.print(_kpi_table(shown(title), scope.kpis))
         if scope.note:
             console.print(f"[yellow]{shown(scope.note)}[/]")
+        if scope.sla is not None and (scope.sla.closed_within or scope.sla.closed_after or scope.sla.breached_open):
+            sla = scope.sla
+            rate = "—" if sla.percent is None else f"{sla.percent:.1f}%"
+            breached = "" if sla.breached_open is None else (
+                f"; quá hạn đang mở / open past deadline: {sla.breached_open}")
+            console.print(f"Xử lý đúng hạn SLA (30 ngày) / closed within SLA (30 days): {rate} "
+                          f"({sla.closed_within}/{sla.closed_within + sla.closed_after}){breached}")

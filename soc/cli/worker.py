@@ -23,7 +23,7 @@ def run_line(run: JobRun) -> str:
     """One job run as the worker prints it (Rich markup): when, job, slot, outcome, scan run, error."""
     slot = run.slot.astimezone(LOCAL_ZONE).strftime("%d/%m %H:%M:%S")
     end = run.finished_at or run.started_at
-    took = f"{(end - run.started_at).total_seconds():.1f} s"
+    took = _duration((end - run.started_at).total_seconds())
     parts = [end.astimezone(LOCAL_ZONE).strftime("%H:%M:%S"), f"[bold]{run.job}[/]", f"{run.trigger} {slot}",
              f"[{_STYLE[run.outcome]}]{run.outcome.value}[/]", took]
     if run.scan_run_id:
@@ -33,6 +33,13 @@ def run_line(run: JobRun) -> str:
     elif reason := run.detail.get("reason"):
         parts.append(shown(reason))
     return "  ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min {rest:02d} s"
 
 
 def _job_line(info: JobInfo) -> str:
