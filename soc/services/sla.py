@@ -17,11 +17,10 @@ from pydantic import BaseModel
 
 from soc.compliance.kpi import SlaFigures
 from soc.core.clock import end_of_day, today
-from soc.core.models import FindingStatus, Severity, StoredFinding
+from soc.core.models import Severity, StoredFinding
 from soc.findings.sla import SlaMatrix, SlaState, load_matrix, sla_state
 from soc.inventory import Inventory
 from soc.services.context import ServiceContext
-from soc.store import FindingQuery
 
 SYSTEM_PREFIX, AGENCY_PREFIX = "system:", "agency:"
 
@@ -109,27 +108,32 @@ SLA_WINDOW = timedelta(days=30)
 
 def sla_figures(context: ServiceContext, inventory: Inventory | None, day: date,
                 owned: dict[str, str]) -> tuple[SlaFigures, dict[str, SlaFigures]]:
-    """The province's and each agency's "closed within SLA" figures on `day` (`owned`: subject → agency)."""
-    moment = end_of_day(day)
-    store = context.backend.findings
-    closed = store.query_findings(FindingQuery(resolved_after=moment - SLA_WINDOW, resolved_before=moment,
-                                               statuses=(FindingStatus.RESOLVED,))).items
-    is_today = day == today(context.clock)
-    breached = (store.query_findings(FindingQuery(sla_states=(SlaState.BREACHED.value,), now=context.clock.now()))
-                .items if is_today else [])
-    groups: dict[str | None, tuple[list[StoredFinding], list[StoredFinding]]] = {}
-    for finding in closed:
-        groups.setdefault(finding.assignee or owned.get(finding.portal_url), ([], []))[0].append(finding)
-    for finding in breached:
-        groups.setdefault(finding.assignee or owned.get(finding.portal_url), ([], []))[1].append(finding)
+    """The province's and each agency's "closed within SLA" figures on `day` (`owned`: subject → agency).
 
-    def figures(resolved: list[StoredFinding], late: list[StoredFinding]) -> SlaFigures:
-        states = Counter(sla_state(finding, moment) for finding in resolved)
-        within, after = states[SlaState.MET], states[SlaState.MISSED]
+    Counted by the store in one query; a finding counts for its assignee, else its subject's owner.
+    """
+    moment = end_of_day(day)
+    is_today = day == today(context.clock)
+    tallies = context.backend.findings.sla_tally(moment - SLA_WINDOW, moment, context.clock.now())
+    totals: dict[str | None, list[int]] = {}
+    for tally in tallies:
+        agency = tally.assignee or owned.get(tally.subject)
+        for key in (agency, PROVINCE_KEY):
+            counts = totals.setdefault(key, [0, 0, 0])
+            counts[0] += tally.met
+            counts[1] += tally.missed
+            counts[2] += tally.breached
+
+    def figures(counts: list[int]) -> SlaFigures:
+        within, after, late = counts
         percent = None if within + after == 0 else round(100 * within / (within + after), 1)
         return SlaFigures(closed_within=within, closed_after=after, percent=percent,
-                          breached_open=len(late) if is_today else None)
+                          breached_open=late if is_today else None)
 
-    province = figures(closed, breached)
-    agencies = {agency: figures(*lists) for agency, lists in groups.items() if agency is not None}
-    return province, agencies
+    province = figures(totals.pop(PROVINCE_KEY, [0, 0, 0]))
+    totals.pop(None, None)
+    return province, {agency: figures(counts) for agency, counts in totals.items() if agency is not None}
+
+
+PROVINCE_KEY = "\x00province"
+"""Key of the province's running totals (no agency id can be it)."""

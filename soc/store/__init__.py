@@ -14,11 +14,11 @@ from sqlalchemy.engine import make_url
 from soc.core.clock import SYSTEM_CLOCK, Clock
 from soc.store.errors import StoreError
 from soc.store.protocols import AuditLog, Backend, FindingStore, JobHistory, RegisterStore, UserStore
-from soc.store.query import CursorError, FindingQuery, FindingSort, Page
+from soc.store.query import CursorError, FindingQuery, FindingSort, Page, SlaTally
 
 __all__ = [
     "AuditLog", "Backend", "CursorError", "FindingQuery", "FindingSort", "FindingStore", "JobHistory", "Page",
-    "RegisterStore", "StoreError", "UserStore", "open_backend",
+    "RegisterStore", "SlaTally", "StoreError", "UserStore", "open_backend",
 ]
 
 

@@ -31,7 +31,7 @@ from soc.core.models import (
     StoredFinding,
     User,
 )
-from soc.store.query import FindingQuery, Page
+from soc.store.query import FindingQuery, Page, SlaTally
 
 
 class FindingStore(Protocol):
@@ -163,6 +163,11 @@ class FindingStore(Protocol):
 
     def finding(self, fingerprint: str) -> StoredFinding | None:
         """One finding by its full fingerprint."""
+        ...
+
+    def sla_tally(self, resolved_after: datetime, resolved_before: datetime, now: datetime) -> list[SlaTally]:
+        """Per subject and assignee: findings resolved in (resolved_after, resolved_before] within / after their
+        deadline, and open ones past it at `now` (the rules of `soc.findings.sla.sla_state`)."""
         ...
 
     def events(self, fingerprint: str) -> list[FindingEvent]:

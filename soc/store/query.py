@@ -93,3 +93,16 @@ def decode_cursor(sort: FindingSort, cursor: str) -> list[Any]:
             raise
         raise CursorError(f"not a valid cursor: {cursor[:40]!r}") from None
     return key
+
+
+class SlaTally(BaseModel):
+    """Findings of one subject (and assignee) against their SLA deadline, counted by the store."""
+
+    subject: str
+    assignee: str | None
+    met: int
+    """Resolved in the window, at or before the deadline."""
+    missed: int
+    """Resolved in the window, after the deadline."""
+    breached: int
+    """Open or acknowledged, past the deadline at `now`."""

@@ -45,7 +45,7 @@ from soc.core.models import (
 )
 from soc.findings import lifecycle
 from soc.findings.sla import CLOCK_RUNS, SlaState
-from soc.store.query import CursorError, FindingQuery, FindingSort, Page, decode_cursor, encode_cursor
+from soc.store.query import CursorError, FindingQuery, FindingSort, Page, SlaTally, decode_cursor, encode_cursor
 from soc.store.sqlite.schema import (
     BEGIN_OPTION,
     finding_events,
@@ -476,6 +476,24 @@ class SqliteFindingStore:
             for subject, severity, count in conn.execute(stmt):
                 counts.setdefault(subject, {})[Severity(severity)] = int(count)
         return counts
+
+    def sla_tally(self, resolved_after: datetime, resolved_before: datetime, now: datetime) -> list[SlaTally]:
+        """Per subject and assignee, in one GROUP BY: resolved within / after the deadline, open past it."""
+        due, resolved_at, status = findings.c.due_at, findings.c.resolved_at, findings.c.status
+        closed = and_(status == FindingStatus.RESOLVED.value, resolved_at > resolved_after,
+                      resolved_at <= resolved_before)
+        late = and_(status.in_(_RUNNING), due < now)
+
+        def count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+            return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+        stmt = (select(findings.c.portal_url, findings.c.assignee, count(and_(closed, resolved_at <= due)),
+                       count(and_(closed, resolved_at > due)), count(late))
+                .where(due.is_not(None), or_(closed, late))
+                .group_by(findings.c.portal_url, findings.c.assignee))
+        with self._engine.connect() as conn:
+            return [SlaTally(subject=subject, assignee=assignee, met=met, missed=missed, breached=breached)
+                    for subject, assignee, met, missed, breached in conn.execute(stmt)]
 
     def finding(self, fingerprint: str) -> StoredFinding | None:
         """One finding by its full fingerprint."""
