@@ -32,33 +32,39 @@ def api_state(request: Request) -> ApiState:
     return state
 
 
-def principal(request: Request,
-              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None) -> Principal:
-    """The caller: a Bearer token, else the session cookie (whose unsafe requests need the CSRF token).
-
-    AuthError (401) without credentials, with an unknown, expired or revoked token, or a disabled user.
-    """
+def identify(request: Request, credentials: HTTPAuthorizationCredentials | None = None) -> Principal:
+    """The caller: a Bearer token, else the session cookie (AuthError without valid credentials). No CSRF
+    check: `principal` adds it for the API, the dashboard checks its forms' token."""
     state = api_state(request)
     if request.headers.get("authorization") and credentials is None:
         raise AuthError("Authorization header is not `Bearer <token>`")
     if credentials is not None:
-        who = token_principal(state.context("api"), credentials.credentials.strip())
-    else:
-        session = request.scope.get("session") or {}
-        name = session.get("user")
-        if not isinstance(name, str):
-            raise AuthError("no credentials")
-        started = session.get("at")
-        if not isinstance(started, (int, float)) or state.clock.now().timestamp() - started > (
-                state.settings.auth.session_hours * 3600):
-            raise AuthError(f"session of {name!r}: expired")
-        who = session_principal(state.context("api"), name)
-        if request.method not in SAFE_METHODS:
-            expected = session.get("csrf")
-            given = request.headers.get(CSRF_HEADER, "")
-            if not isinstance(expected, str) or not hmac.compare_digest(expected, given):
-                raise ApiError("missing or wrong CSRF token: send the session's csrf_token in the X-CSRF-Token "
-                               "header", 403)
+        return token_principal(state.context("api"), credentials.credentials.strip())
+    session = request.scope.get("session") or {}
+    name = session.get("user")
+    if not isinstance(name, str):
+        raise AuthError("no credentials")
+    started = session.get("at")
+    if not isinstance(started, (int, float)) or state.clock.now().timestamp() - started > (
+            state.settings.auth.session_hours * 3600):
+        raise AuthError(f"session of {name!r}: expired")
+    return session_principal(state.context("api"), name)
+
+
+def principal(request: Request,
+              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None) -> Principal:
+    """The caller of an API route: a Bearer token, else the session cookie, whose unsafe requests need the
+    CSRF token in the X-CSRF-Token header.
+
+    AuthError (401) without credentials, with an unknown, expired or revoked token, or a disabled user.
+    """
+    who = identify(request, credentials)
+    if who.via == "session" and request.method not in SAFE_METHODS:
+        expected = (request.scope.get("session") or {}).get("csrf")
+        given = request.headers.get(CSRF_HEADER, "")
+        if not isinstance(expected, str) or not hmac.compare_digest(expected, given):
+            raise ApiError("missing or wrong CSRF token: send the session's csrf_token in the X-CSRF-Token "
+                           "header", 403)
     request.state.principal = who
     return who
 

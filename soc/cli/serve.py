@@ -45,6 +45,7 @@ def serve(
 
     from soc.api import create_app
     from soc.scheduler import SocScheduler
+    from soc.web import install_dashboard
 
     if (certfile is None) != (keyfile is None):
         fail("--ssl-certfile and --ssl-keyfile go together")
@@ -70,9 +71,10 @@ def serve(
             scheduler = SocScheduler(settings, clock, on_run=lambda run: console.print(run_line(run), soft_wrap=True))
             scheduler.start()
         app = create_app(settings, context.backend, clock, scheduler=scheduler, secure_cookies=certfile is not None)
+        install_dashboard(app)
         scheme = "https" if certfile else "http"
         shown_host = f"[{host}]" if ":" in host else host
-        console.print(f"SOC Đồng Nai: {scheme}://{shown_host}:{port}/api/v1  (docs /docs, health /healthz), store "
+        console.print(f"SOC Đồng Nai: {scheme}://{shown_host}:{port}/  (API /api/v1, docs /docs, health /healthz), store "
                       f"{shown(settings.db)}", soft_wrap=True)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                 ssl_certfile=str(certfile) if certfile else None,

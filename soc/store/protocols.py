@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from soc.compliance.history import Finish, HistoryEntry, RegisterChanges, keep_record
+from soc.compliance.kpi import PortalVerdicts
 from soc.compliance.models import CoverageRecord, SystemRecord
 from soc.core.models import (
     ApiToken,
@@ -119,8 +120,10 @@ class FindingStore(Protocol):
         """Every portal's assessment in one run."""
         ...
 
-    def portal_scans_between(self, start: datetime, end: datetime) -> list[PortalScan]:
-        """Every portal assessment recorded in [start, end], oldest first."""
+    def portal_verdicts(self, start: datetime, end: datetime) -> PortalVerdicts:
+        """What the assessments recorded in [start, end] say for the portal KPIs: the subjects with one whose
+        TLS and HTTP were both complete, and those whose newest one that assessed the trust label (label_valid
+        not None; of the same instant, the one stored last) found it valid."""
         ...
 
     def set_status(
@@ -163,6 +166,10 @@ class FindingStore(Protocol):
 
     def finding(self, fingerprint: str) -> StoredFinding | None:
         """One finding by its full fingerprint."""
+        ...
+
+    def run_change_counts(self, run_id: str) -> dict[str, int]:
+        """How many findings one run opened ('new'), reopened and resolved."""
         ...
 
     def sla_tally(self, resolved_after: datetime, resolved_before: datetime, now: datetime) -> list[SlaTally]:

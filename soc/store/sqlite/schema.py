@@ -7,9 +7,9 @@ half-way. The metadata here is what migrations must produce exactly (a test comp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
