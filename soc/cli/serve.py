@@ -74,8 +74,8 @@ def serve(
         install_dashboard(app)
         scheme = "https" if certfile else "http"
         shown_host = f"[{host}]" if ":" in host else host
-        console.print(f"SOC Đồng Nai: {scheme}://{shown_host}:{port}/  (API /api/v1, docs /docs, health /healthz), store "
-                      f"{shown(settings.db)}", soft_wrap=True)
+        console.print(f"SOC Đồng Nai: {scheme}://{shown_host}:{port}/  (API /api/v1, docs /docs, health /healthz), "
+                      f"store {shown(settings.db)}", soft_wrap=True)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                 ssl_certfile=str(certfile) if certfile else None,
                                 ssl_keyfile=str(keyfile) if keyfile else None, server_header=False)
