@@ -1,7 +1,7 @@
 """Languages of the dashboard: gettext catalogues (Babel `.po` files, read at start), Vietnamese first.
 
-Messages are written in English in the templates (`{{ _("Findings") }}`); `locale/vi/LC_MESSAGES/messages.po`
-gives the Vietnamese. The catalogues are compiled in memory when first used, so no binary `.mo` file is kept
+Messages are written in English in the templates (`{{ _("Findings") }}`); the `.po` files of
+`locale/vi/LC_MESSAGES/` give the Vietnamese (one file per area of the dashboard, merged). The catalogues are compiled in memory when first used, so no binary `.mo` file is kept
 in the repository. Dates, times and numbers are formatted by Babel for the language, times in Asia/Ho_Chi_Minh.
 """
 
@@ -45,14 +45,21 @@ def current() -> str:
 
 @cache
 def translations(language: str) -> Translations:
-    """The catalogue of one language, compiled from its `.po` file."""
-    path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
-    with path.open("rb") as source:
-        catalog = read_po(source, locale=language)
-    compiled = BytesIO()
-    write_mo(compiled, catalog)
-    compiled.seek(0)
-    return Translations(compiled)
+    """The catalogue of one language: every `.po` file of its directory (one per area of the dashboard:
+    messages.po, findings.po, …), compiled in memory and merged."""
+    merged: Translations | None = None
+    for path in sorted((LOCALE_DIR / language / "LC_MESSAGES").glob("*.po")):
+        with path.open("rb") as source:
+            catalog = read_po(source, locale=language)
+        compiled = BytesIO()
+        write_mo(compiled, catalog)
+        compiled.seek(0)
+        part = Translations(compiled)
+        if merged is None:
+            merged = part
+        else:
+            merged.merge(part)
+    return merged if merged is not None else Translations()
 
 
 def gettext(message: str) -> str:
