@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -21,7 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from soc.compliance.models import CoverageRecord, RequirementStatus, SystemRecord, approved_on
 from soc.compliance.rules import ruleset_for
-from soc.core.models import PortalScan
 from soc.core.text import Text
 from soc.inventory import Inventory
 
@@ -161,18 +161,32 @@ def month_before(day: date) -> date:
 
 
 @dataclass(frozen=True)
+class PortalVerdicts:
+    """What the portal assessments of one window say for the portal KPIs, by portal URL: every subject assessed
+    in the window (portals outside the inventory too: each scope picks its own portals from these sets)."""
+
+    assessed: frozenset[str] = frozenset()
+    """Portals with an assessment in the window whose TLS and HTTP were both complete (ports or the registry
+    may have failed)."""
+    labelled: frozenset[str] = frozenset()
+    """Portals whose newest assessment in the window that assessed the trust label found it valid (a TLS-only
+    scan, label_valid None, says nothing about the label; False is a verdict)."""
+
+
+@dataclass(frozen=True)
 class Sources:
     """What the KPIs are computed from, for one moment."""
 
     systems: list[SystemRecord]
     coverage: list[CoverageRecord]
-    scans: list[PortalScan]
+    portals: PortalVerdicts
+    """Read once per moment and shared by the province and every agency."""
     drills: list[str]
 
     def for_agency(self, agency: str) -> Sources:
-        """The part of the sources that belongs to one agency (drills and scans are matched later)."""
+        """The part of the sources that belongs to one agency (drills and portals are matched later)."""
         return Sources([r for r in self.systems if r.agency == agency],
-                       [c for c in self.coverage if c.agency == agency], self.scans, self.drills)
+                       [c for c in self.coverage if c.agency == agency], self.portals, self.drills)
 
     def by_agency(self) -> dict[str, Sources]:
         """Sources split per agency in one pass (the province view has every agency)."""
@@ -182,31 +196,17 @@ class Sources:
             systems.setdefault(record.agency, []).append(record)
         for row in self.coverage:
             coverage.setdefault(row.agency, []).append(row)
-        return {a: Sources(systems.get(a, []), coverage.get(a, []), self.scans, self.drills)
+        return {a: Sources(systems.get(a, []), coverage.get(a, []), self.portals, self.drills)
                 for a in set(systems) | set(coverage)}
 
 
 SourceLoader = Callable[[date], Sources]
-"""Loads the register, coverage, portal scans (window) and drills as they stood at the end of a day."""
+"""Loads the register, coverage, portal verdicts (30-day window) and drills as they stood at the end of a day."""
 
 
 def _met(record: SystemRecord, day: date) -> bool:
     return record.requirements is RequirementStatus.MET and (
         record.requirements_assessed is None or record.requirements_assessed <= day)
-
-
-def _latest_label_scans(scans: Sequence[PortalScan]) -> dict[str, PortalScan]:
-    """Each portal's latest scan that assessed the trust label (a TLS-only scan says nothing about it)."""
-    latest: dict[str, PortalScan] = {}
-    for scan in (s for s in scans if s.label_valid is not None):
-        if scan.portal_url not in latest or scan.recorded_at >= latest[scan.portal_url].recorded_at:
-            latest[scan.portal_url] = scan
-    return latest
-
-
-def _assessed(scans: Sequence[PortalScan]) -> set[str]:
-    """Portals whose TLS and HTTP were both assessed completely (ports or the registry may have failed)."""
-    return {s.portal_url for s in scans if s.collectors.get("tls") and s.collectors.get("http")}
 
 
 @dataclass(frozen=True)
@@ -218,18 +218,18 @@ class _Count:
     denominator: int | None = None
 
 
-def _members(target: TargetSpec, day: date, agency: str | None, inventory: Inventory, sources: Sources) -> _Count:
-    """Who counts for a target, for one agency (None = the province); `sources` are already that scope's."""
+def _members(target: TargetSpec, day: date, portals: Sequence[str], sources: Sources) -> _Count:
+    """Who counts for a target in one scope: `portals` are the scope's inventory portals (sorted), `sources`
+    already the scope's."""
     systems = sorted(sources.systems, key=lambda r: r.id)
-    portals = sorted(p.url for p in inventory.portals if agency is None or p.agency == agency)
     if target.id == "systems_approved":
         return _split([r.id for r in systems], {r.id for r in systems if approved_on(r, day)})
     if target.id == "systems_requirements_met":
         return _split([r.id for r in systems], {r.id for r in systems if _met(r, day)})
     if target.id == "portals_assessed":
-        return _split(portals, _assessed(sources.scans))
+        return _split(portals, sources.portals.assessed)
     if target.id == "portals_labelled":
-        return _split(portals, {url for url, scan in _latest_label_scans(sources.scans).items() if scan.label_valid})
+        return _split(portals, sources.portals.labelled)
     if target.id == "computers_antimalware":
         rows = sources.coverage
         full = {c.agency for c in rows if c.reporting_to_ncsc >= c.total_computers}
@@ -241,13 +241,13 @@ def _members(target: TargetSpec, day: date, agency: str | None, inventory: Inven
     raise ValueError(f"{TARGETS_PATH.name}: no measure for target {target.id!r}")
 
 
-def _split(members: Sequence[str], counted: set[str]) -> _Count:
+def _split(members: Sequence[str], counted: AbstractSet[str]) -> _Count:
     return _Count([m for m in members if m in counted], [m for m in members if m not in counted])
 
 
-def measure(target: TargetSpec, day: date, agency: str | None, inventory: Inventory, sources: Sources) -> Kpi:
-    """One KPI, exactly."""
-    count = _members(target, day, agency, inventory, sources)
+def measure(target: TargetSpec, day: date, portals: Sequence[str], sources: Sources) -> Kpi:
+    """One KPI, exactly, for one scope: its inventory portals (sorted) and its part of the sources."""
+    count = _members(target, day, portals, sources)
     included, excluded = count.included, count.excluded
     numerator = count.numerator if count.numerator is not None else len(included)
     if count.denominator is not None:
@@ -270,12 +270,11 @@ def _with_change(current: Kpi, previous: Kpi) -> Kpi:
                                       "change": round(current.percent - previous.percent, 2)})
 
 
-def _scope_kpis(day: date, agency: str | None, inventory: Inventory, now: Sources, before: Sources,
-                previous_day: date) -> list[Kpi]:
+def _scope_kpis(day: date, portals: Sequence[str], now: Sources, before: Sources, previous_day: date) -> list[Kpi]:
     kpis = []
     for target in plan_for(day).targets:
-        current = measure(target, day, agency, inventory, now)
-        previous = measure(target, previous_day, agency, inventory, before)
+        current = measure(target, day, portals, now)
+        previous = measure(target, previous_day, portals, before)
         kpis.append(_with_change(current, previous))
     return kpis
 
@@ -306,12 +305,16 @@ def compliance_report(
         raise ValueError(f"--agency {agency}: not an agency of the inventory")
     starts = dict(data_from or {})
     first = min(starts.values(), default=None)
+    portals_of: dict[str, list[str]] = {}
+    for portal in inventory.portals:
+        portals_of.setdefault(portal.agency, []).append(portal.url)
     province = Scope(id=PROVINCE, name="Tỉnh Đồng Nai / Đồng Nai province",
-                     kpis=_scope_kpis(day, None, inventory, now, before, previous_day), data_from=first,
-                     note=data_note(day, first))
-    now_empty, before_empty = Sources([], [], now.scans, now.drills), Sources([], [], before.scans, before.drills)
+                     kpis=_scope_kpis(day, sorted(p.url for p in inventory.portals), now, before, previous_day),
+                     data_from=first, note=data_note(day, first))
+    now_empty, before_empty = Sources([], [], now.portals, now.drills), Sources([], [], before.portals, before.drills)
     now_by, before_by = now.by_agency(), before.by_agency()
-    scopes = [Scope(id=a.id, name=a.name, kpis=_scope_kpis(day, a.id, inventory, now_by.get(a.id, now_empty),
+    scopes = [Scope(id=a.id, name=a.name, kpis=_scope_kpis(day, sorted(portals_of.get(a.id, [])),
+                                                           now_by.get(a.id, now_empty),
                                                            before_by.get(a.id, before_empty), previous_day),
                     data_from=starts.get(a.id), note=data_note(day, starts.get(a.id)))
               for a in agencies]

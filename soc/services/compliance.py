@@ -56,16 +56,17 @@ def evaluate(context: ServiceContext, day: date | None = None) -> ScanRun:
 
 
 def sources_for(context: ServiceContext, day: date, known_at: datetime | None = None) -> Sources:
-    """The register, coverage and portal scans (30-day window) as they stood at the end of `day`, as known
-    now or, with `known_at`, as the toolkit knew them then (scans recorded after `known_at` left out)."""
+    """The register, coverage and what the portal scans of the 30-day window say, as they stood at the end of
+    `day`, as known now or, with `known_at`, as the toolkit knew them then (scans recorded after `known_at`
+    left out)."""
     moment = end_of_day(day)
     register = context.backend.register
     last_scan = moment if known_at is None else min(moment, known_at)
     return Sources(
         systems=register.systems_as_of(moment, known_at),
         coverage=register.coverage_as_of(moment, known_at),
-        scans=context.backend.findings.portal_scans_between(moment - ASSESSMENT_WINDOW + timedelta(microseconds=1),
-                                                            last_scan),
+        portals=context.backend.findings.portal_verdicts(moment - ASSESSMENT_WINDOW + timedelta(microseconds=1),
+                                                         last_scan),
         drills=[],  # the drill engine (its own issue) will supply the drills held in the year
     )
 

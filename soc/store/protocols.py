@@ -160,6 +160,10 @@ class FindingStore(Protocol):
         """Each portal's newest assessment since `since`, and its newest complete one when that is older."""
         ...
 
+    def portal_history(self, portal_url: str, since: datetime) -> list[PortalScan]:
+        """One portal's assessments recorded since `since`, oldest first (its grade history)."""
+        ...
+
     def open_counts_by_subject(self) -> dict[str, dict[Severity, int]]:
         """Subject (portal URL, `system:<id>` …) → its open or acknowledged findings counted by severity."""
         ...

@@ -13,7 +13,7 @@ from typer.testing import CliRunner, Result
 from checks.compliance import evaluate_coverage, evaluate_system
 from soc.cli import app
 from soc.cli.common import CliState
-from soc.compliance.kpi import ComplianceReport, Kpi, Sources, TargetSpec, month_before, plan_for
+from soc.compliance.kpi import ComplianceReport, Kpi, PortalVerdicts, Sources, TargetSpec, month_before, plan_for
 from soc.compliance.models import ApprovalStatus, CoverageRecord, RequirementStatus, SystemRecord
 from soc.compliance.rules import ruleset_for
 from soc.core.clock import LOCAL_ZONE, FixedClock, end_of_day
@@ -225,7 +225,7 @@ def test_month_before_clamps_to_the_month_end() -> None:
 
 
 def test_sources_split_by_agency() -> None:
-    sources = Sources([system(1, "stp"), system(2, "syt")], [], [], [])
+    sources = Sources([system(1, "stp"), system(2, "syt")], [], PortalVerdicts(), [])
     assert {a: [r.id for r in s.systems] for a, s in sources.by_agency().items()} == {"stp": ["HT1"], "syt": ["HT2"]}
 
 
