@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import escape
 
 from soc.core.untrusted import visible
 from soc.services.users import Permission, Principal
@@ -27,9 +28,14 @@ def environment() -> Environment:
     env = Environment(loader=PackageLoader("soc.web", "templates"), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, extensions=["jinja2.ext.i18n"], trim_blocks=True,
                       lstrip_blocks=True)
-    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    # Jinja marks what `_()` returns as safe (it trusts the catalogue), so a word from data passed to `_()` —
+    # a status, or worse a portal's text — would be written raw: the callables escape what they return.
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        lambda message: str(escape(i18n.gettext(message))),
+        lambda singular, plural, count: str(escape(i18n.ngettext(singular, plural, count))), newstyle=True)
+    # `{{ value | t }}` translates a word that comes from data (a status, a role), escaped like any value.
     env.filters.update(text=lambda value: visible(str(value), multiline=True), when=i18n.when, day=i18n.day,
-                       number=i18n.number, percent=i18n.percent)
+                       number=i18n.number, percent=i18n.percent, t=lambda value: i18n.gettext(str(value)))
     return env
 
 
