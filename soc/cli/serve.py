@@ -1,8 +1,10 @@
-"""`soc serve`: the running SOC — the REST API (and, later, the dashboard) with the scheduler beside it."""
+"""`soc serve`: the running SOC — the REST API and the dashboard, with the scheduler beside it."""
 
 from __future__ import annotations
 
 import ipaddress
+import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +22,9 @@ from soc.cli.common import (
     state,
 )
 from soc.cli.worker import run_line
+from soc.core.clock import Clock
 from soc.core.errors import InputError
+from soc.core.settings import Settings
 from soc.services.context import open_context
 from soc.services.users import has_admin
 from soc.store import StoreError
@@ -41,19 +45,30 @@ def serve(
 ) -> None:
     """Chạy SOC như một dịch vụ / Run the SOC as a service: API on http://HOST:PORT/api/v1 (docs at /docs),
     health at /healthz, and the scheduled scans and checks."""
-    import uvicorn
-
-    from soc.api import create_app
-    from soc.scheduler import SocScheduler
-    from soc.web import install_dashboard
-
     if (certfile is None) != (keyfile is None):
         fail("--ssl-certfile and --ssl-keyfile go together")
     settings = settings_with(db)
     if inventory is not None:
         settings = settings.model_copy(update={"inventory": inventory})
     _warn_if_exposed(host, certfile is not None)
-    clock = state(ctx).clock
+    run_service(settings, state(ctx).clock, host, port, scheduler_on=scheduler_on, certfile=certfile,
+                keyfile=keyfile)
+
+
+def run_service(settings: Settings, clock: Clock, host: str, port: int, *, scheduler_on: bool = True,
+                certfile: Path | None = None, keyfile: Path | None = None,
+                announce: Callable[[str], None] | None = None) -> None:
+    """Serve the API and the dashboard on HOST:PORT (0: a free port) with the scheduler beside it, until Ctrl-C
+    or SIGTERM (then KeyboardInterrupt or a normal return, with the scheduler stopped and the store closed).
+
+    `soc serve` and the serving `soc demo` both run this; `announce` hears of the address once it is bound
+    (after the standard line saying where the SOC is served)."""
+    import uvicorn
+
+    from soc.api import create_app
+    from soc.scheduler import SocScheduler
+    from soc.web import install_dashboard
+
     try:
         context = open_context(settings, clock, "api", on_create=announce_new_store)
     except StoreError as exc:
@@ -67,25 +82,45 @@ def serve(
         if settings.inventory is None:
             errors.print("[yellow]Chưa có danh mục / no inventory:[/] give --inventory or SOC_INVENTORY; the portal "
                          "scan job fails until then.", soft_wrap=True)
+        listener = _listen(host, port)
         if scheduler_on:
             scheduler = SocScheduler(settings, clock, on_run=lambda run: console.print(run_line(run), soft_wrap=True))
             scheduler.start()
         app = create_app(settings, context.backend, clock, scheduler=scheduler, secure_cookies=certfile is not None)
         install_dashboard(app)
         scheme = "https" if certfile else "http"
+        bound = listener.getsockname()[1]
         shown_host = f"[{host}]" if ":" in host else host
-        console.print(f"SOC Đồng Nai: {scheme}://{shown_host}:{port}/  (API /api/v1, docs /docs, health /healthz), "
+        address = f"{scheme}://{shown_host}:{bound}/"
+        console.print(f"SOC Đồng Nai: {address}  (API /api/v1, docs /docs, health /healthz), "
                       f"store {shown(settings.db)}", soft_wrap=True)
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+        if announce is not None:
+            announce(address)
+        config = uvicorn.Config(app, host=host, port=bound, log_level="warning", access_log=False,
                                 ssl_certfile=str(certfile) if certfile else None,
                                 ssl_keyfile=str(keyfile) if keyfile else None, server_header=False)
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=[listener])
     except (StoreError, InputError) as exc:
         fail(str(exc))
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         context.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket (bound here, so that port 0 gives a port to print and a taken port a clear error)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+        listener.listen(2048)  # a client told the address at once waits in the backlog until uvicorn accepts
+    except OSError as exc:
+        listener.close()
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    listener.set_inheritable(True)
+    return listener
 
 
 def _warn_if_exposed(host: str, tls: bool) -> None:

@@ -107,6 +107,12 @@ def _without(*names: str) -> dict[str, str]:
     return {k: v for k, v in GOOD_HEADERS.items() if k not in names}
 
 
+SCRIPT_PAYLOAD = "<script>window.__xss=1</script>"
+ATTRIBUTE_PAYLOAD = '"><img src=x onerror="window.__xss=2">'
+"""Markup a portal controls (hostile_text): a dashboard that shows it as HTML instead of text runs it."""
+HOSTILE_SERVER = f"nginx/1.25.3 {SCRIPT_PAYLOAD}{ATTRIBUTE_PAYLOAD}"
+"""A Server header with a version (so it is disclosed, payloads and all, in a finding's evidence)."""
+
 MANY_HEADERS = 150
 """Harmless headers the many_headers case sends before its security headers."""
 FILLER_HEADERS: dict[str, str] = {f"X-Lab-Filler-{i:03d}": f"harmless value {i}" for i in range(MANY_HEADERS)}
@@ -263,6 +269,11 @@ CASE_SPECS: tuple[CaseSpec, ...] = (
     _tls("ports_exposed", {"ports.risky_open", "ports.unexpected_open"},
          "MySQL and Redis open (risky) and an undeclared web port",
          http=HttpProfile(open_ports=(*RISKY_LAB_PORTS, UNEXPECTED_LAB_PORT))),
+    _tls("hostile_text", {"tls.cert.self_signed", "http.server_version_disclosed"},
+         "Hostile text: page title, Server header and certificate O/OU carry script and HTML payloads",
+         leaf=LeafSpec(issuer="self", organization=SCRIPT_PAYLOAD, unit=ATTRIBUTE_PAYLOAD),
+         http=HttpProfile(headers={**_without("Server"), "Server": HOSTILE_SERVER},
+                          title=f"{SCRIPT_PAYLOAD}{ATTRIBUTE_PAYLOAD}")),
     _broken("refused", Behaviour.REFUSED, "Nothing listening (connection refused)"),
     _broken("silent", Behaviour.SILENT, "Accepts TCP, never answers"),
     _broken("garbage", Behaviour.GARBAGE, "Answers with non-TLS bytes (SSH banner)"),

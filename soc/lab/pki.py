@@ -67,6 +67,10 @@ class LeafSpec:
     """The leaf names its CA's CRL (a CRL distribution point)."""
     ocsp: bool = False
     """The leaf names its CA's OCSP responder (AIA id-ad-ocsp)."""
+    organization: str = ORGANIZATION
+    """The subject's O (hostile_text: markup a dashboard must show as text)."""
+    unit: str | None = None
+    """The subject's OU (none by default)."""
 
 
 @dataclass(frozen=True)
@@ -86,14 +90,12 @@ class _Authority:
     key: rsa.RSAPrivateKey
 
 
-def _name(common_name: str) -> x509.Name:
-    """An X.509 name with the lab organization and the given CN."""
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
+def _name(common_name: str, organization: str = ORGANIZATION, unit: str | None = None) -> x509.Name:
+    """An X.509 name with the organization (the lab's by default), an optional OU and the given CN."""
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)]
+    if unit is not None:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit))
+    return x509.Name([*attributes, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
 def _der_length(length: int) -> bytes:
@@ -170,7 +172,7 @@ def _crl_distribution_point(url: str) -> x509.CRLDistributionPoints:
 
 def _leaf_subject(spec: LeafSpec, host: str) -> x509.Name:
     """The subject of a leaf for `host` (also its issuer when self-signed)."""
-    return _name(spec.san or host)
+    return _name(spec.san or host, spec.organization, spec.unit)
 
 
 def _san_names(spec: LeafSpec, dns_name: str) -> list[x509.GeneralName]:

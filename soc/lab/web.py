@@ -81,6 +81,9 @@ class HttpProfile:
     extra_body: str = ""
     open_ports: tuple[int, ...] = ()
     """Extra TCP ports left open on the portal's address (for the ports collector)."""
+    title: str | None = None
+    """The homepage's title text (written HTML-escaped, so the page's title is exactly this text); default
+    "Cổng thông tin điện tử — HOST"."""
 
 
 def label_slug(host: str, slot: int) -> str:
@@ -116,9 +119,10 @@ def response(status: str, headers: Mapping[str, str], body: bytes) -> bytes:
 
 def homepage(host: str, description: str, profile: HttpProfile, slug: str) -> bytes:
     """The portal's homepage in Vietnamese (UTF-8 declared in the header), with its badge."""
+    title = profile.title if profile.title is not None else f"Cổng thông tin điện tử — {host}"
     body = (
         "<!DOCTYPE html><html lang='vi'><head><meta charset='utf-8'>"
-        f"<title>Cổng thông tin điện tử — {html.escape(host)}</title></head><body>"
+        f"<title>{html.escape(title)}</title></head><body>"
         f"<h1>Cổng thông tin điện tử</h1><p>{html.escape(description)}</p>{profile.extra_body}"
         f"<footer>{badge_html(profile.badge, host, slug)}</footer></body></html>"
     ).encode()

@@ -1,8 +1,9 @@
 """Languages of the dashboard: gettext catalogues (Babel `.po` files, read at start), Vietnamese first.
 
 Messages are written in English in the templates (`{{ _("Findings") }}`); the `.po` files of
-`locale/vi/LC_MESSAGES/` give the Vietnamese (one file per area of the dashboard, merged). The catalogues are compiled in memory when first used, so no binary `.mo` file is kept
-in the repository. Dates, times and numbers are formatted by Babel for the language, times in Asia/Ho_Chi_Minh.
+`locale/vi/LC_MESSAGES/` give the Vietnamese (one file per area of the dashboard, merged). The catalogues
+are compiled in memory when first used, so no binary `.mo` file is kept in the repository. Dates, times and
+numbers are formatted by Babel for the language, times in Asia/Ho_Chi_Minh.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import html
 import ipaddress
 import socket
 import ssl
@@ -25,7 +26,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from soc.lab import CASE_NAMES, LabCase, LabError, PortalLab
-from soc.lab.cases import slot_address
+from soc.lab.cases import ATTRIBUTE_PAYLOAD, HOSTILE_SERVER, SCRIPT_PAYLOAD, slot_address
 
 pytestmark = [
     pytest.mark.lab,
@@ -225,6 +226,20 @@ def test_many_sans_and_a_certificate_too_large_for_clients(lab: PortalLab) -> No
     with pytest.raises(ssl.SSLError, match="EXCESSIVE_MESSAGE_SIZE"), tls_to(lab.case("cert_too_large"),
                                                                              lenient_context()):
         pass  # Python's (OpenSSL's) client refuses a Certificate message over 100 KiB, as sslyze's does
+
+
+def test_hostile_text_carries_its_payloads_in_title_server_and_subject(lab: PortalLab) -> None:
+    case = lab.case("hostile_text")
+    cert = peer_cert(case)
+    assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == SCRIPT_PAYLOAD
+    assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == ATTRIBUTE_PAYLOAD
+    assert cert.issuer == cert.subject
+    with tls_to(case, lenient_context()) as tls:
+        answer = http_get(tls, case.host)
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert f"Server: {HOSTILE_SERVER}".encode() in head.split(b"\r\n")
+    title = html.escape(SCRIPT_PAYLOAD + ATTRIBUTE_PAYLOAD)
+    assert f"<title>{title}</title>".encode() in body  # the title's text is the payload itself
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1])

@@ -3,18 +3,24 @@ scheduler's health."""
 
 from __future__ import annotations
 
+from time import monotonic
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from soc.api.auth import LoginLimiter, api_state, new_csrf
+from soc.core.clock import today
 from soc.core.models import FindingStatus, Severity
 from soc.findings.sla import SlaState
+from soc.inventory import Inventory
 from soc.services import compliance as compliance_service
+from soc.services.context import ServiceContext
 from soc.services.users import AuthError, Permission, login
 from soc.store import FindingQuery
+from soc.web import i18n
 from soc.web.auth import acting, check_form, ensure_csrf, safe_next
+from soc.web.pages.compliance import sparklines
 from soc.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -81,6 +87,25 @@ def overview(request: Request) -> Response:
                                                 limit=1000)).items)
     return render(request, "overview.html" if report is not None else "overview_empty.html", who, report=report,
                   severities=[(severity.value, counts[severity]) for severity in Severity], breaches=breaches,
-                  last_run=last_run, changes=changes, jobs=jobs, ops=ops, trends={})
+                  last_run=last_run, changes=changes, jobs=jobs, ops=ops,
+                  trends=_trends(request, context, inventory) if inventory is not None else {})
+
+
+TREND_SECONDS = 600
+"""The overview's 12-month sparklines are kept this long: twelve month-end evaluations per page view would
+cost the overview more than everything else on it, and a past month's figure rarely moves."""
+
+
+def _trends(request: Request, context: ServiceContext, inventory: Inventory) -> dict[str, str]:
+    cache: dict[tuple[str, str], tuple[float, dict[str, str]]] = request.app.state.__dict__.setdefault(
+        "soc_trends", {})
+    key = (today(context.clock).isoformat(), i18n.current())
+    kept = cache.get(key)
+    if kept is not None and monotonic() - kept[0] < TREND_SECONDS:
+        return kept[1]
+    lines = sparklines(context, inventory)
+    cache.clear()
+    cache[key] = (monotonic(), lines)
+    return lines
 
 
