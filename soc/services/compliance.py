@@ -17,7 +17,7 @@ from soc.core.observations import ComplianceObservation
 from soc.inventory import Inventory
 from soc.services.context import ServiceContext, ServiceError
 from soc.services.findings import owners
-from soc.services.sla import sla_figures
+from soc.services.sla import apply_deadlines, sla_figures
 
 COMPLIANCE_RUN = "compliance"
 """Name recorded as the 'inventory' of compliance evaluation runs."""
@@ -52,6 +52,8 @@ def evaluate(context: ServiceContext, day: date | None = None) -> ScanRun:
         context.audit("compliance.evaluate", run.id, after={"status": run.status.value, "as_of": day.isoformat(),
                                                             "ruleset": rules.id, "subjects": len(results),
                                                             "opened": opened, "resolved": resolved})
+    if complete:
+        apply_deadlines(context, None)
     return run
 
 

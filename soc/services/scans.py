@@ -10,6 +10,7 @@ from soc.scan.collectors import parse_only
 from soc.scan.pipeline import PortalResult, ScanObserver, ScanReport, errors_of, run_scan, select_portals
 from soc.schemas.scan import PortalChangeCounts, PortalOutput, ScanChanges, ScanFinding, ScanOutput
 from soc.services.context import ServiceContext, ServiceError
+from soc.services.sla import apply_deadlines
 
 ACTIVE = (FindingStatus.OPEN, FindingStatus.ACKNOWLEDGED)
 """Statuses that still count against a portal: triaged findings (false positive, risk accepted) do not."""
@@ -50,6 +51,7 @@ def scan_portals(context: ServiceContext, inventory: Inventory, source: str, por
             _audit_finish(context, context.backend.findings.get_run(started[0].id) or started[0])
         raise
     _audit_finish(context, report.run, report.totals())
+    apply_deadlines(context, inventory)  # every new or reopened finding gets its SLA deadline at once
     return report
 
 
