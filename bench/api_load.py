@@ -46,6 +46,7 @@ START_TIMEOUT = 180.0
 FLOOR_PATH = "/floor"
 UNTYPED_FLOOR_PATH = "/floor-untyped"
 BENCH_USER = "bench"
+BENCH_PASSWORD = "bench-load-passphrase"
 SCENARIOS = ("floor", "untyped", "list", "filtered", "cursor", "kpis")
 ALONE_REQUESTS, ALONE_SECONDS, ALONE_TIMEOUT = 10, 15.0, 300.0
 """One client by itself: 10 requests after a first one, for at most 15 s (a slow endpoint: just the first)."""
@@ -106,12 +107,12 @@ def main() -> None:
         parser.error(f"--scenarios: unknown {', '.join(unknown)} (known: {', '.join(SCENARIOS)})")
     started = time.perf_counter()
     data = dataset(args.findings, args.portals, args.cache_dir, args.rebuild)
-    _describe(data, time.perf_counter() - started, args)
+    describe(data, time.perf_counter() - started, args)
     with tempfile.TemporaryDirectory(prefix="soc-bench-") as tmp:
         work = Path(tmp)
         inventory = work / "inventory.yaml"
         write_inventory(inventory, args.portals)
-        headers = {"Authorization": f"Bearer {_token(data.db)}"}
+        headers = {"Authorization": f"Bearer {token(data.db)}"}
         with ServerProcess(["--serve", "app", "--db", str(data.db), "--inventory", str(inventory)], work) as app:
             with httpx.Client(headers=headers, timeout=REQUEST_TIMEOUT, trust_env=False) as client:
                 first = _get(client, app.url("/api/v1/findings"))
@@ -128,7 +129,8 @@ def main() -> None:
     report(results, args.clients)
 
 
-def _describe(data: Dataset, seconds: float, args: argparse.Namespace) -> None:
+def describe(data: Dataset, seconds: float, args: argparse.Namespace) -> None:
+    """Print what is measured: the store, the load (`args`: clients, seconds, max_requests, generator), the machine."""
     built = f"built in {data.build_seconds:.0f} s" if data.build_seconds else f"cached ({seconds:.1f} s to check)"
     size = data.db.stat().st_size / 2**20
     print(f"store: {data.findings:,} findings over {len(data.portals)} portals ({len(data.agencies)} agencies), "
@@ -156,8 +158,9 @@ def _scenarios(cursor: str | None, wanted: list[str]) -> list[Scenario]:
     return [scenario for key, scenario in scenarios.items() if key in wanted or key == "floor"]
 
 
-def _token(db: Path) -> str:
-    """A fresh viewer token of the bench user (created once in the cached store)."""
+def token(db: Path, user: str = BENCH_USER, role: str = "viewer", note: str = "bench.api_load") -> str:
+    """A fresh token of a bench user with `role` (the user is created once in the cached store, with the
+    password BENCH_PASSWORD)."""
     from soc.core.clock import FixedClock
     from soc.core.models import Role
     from soc.core.settings import Settings
@@ -166,9 +169,9 @@ def _token(db: Path) -> str:
 
     clock = FixedClock(NOW)
     with open_context(Settings(db=db), clock, actor="bench") as context:
-        if context.backend.users.user(BENCH_USER) is None:
-            add_user(context, BENCH_USER, Role.VIEWER, "bench-load-passphrase")
-        return create_token(context, BENCH_USER, note="bench.api_load")[1]
+        if context.backend.users.user(user) is None:
+            add_user(context, user, Role(role), BENCH_PASSWORD)
+        return create_token(context, user, note=note)[1]
 
 
 def _get(client: httpx.Client, url: str) -> httpx.Response:
@@ -179,9 +182,11 @@ def _get(client: httpx.Client, url: str) -> httpx.Response:
 
 
 def run(scenario: Scenario, server: ServerProcess, headers: dict[str, str], clients: int, seconds: float,
-        max_requests: int, generator: str) -> Result:
+        max_requests: int, generator: str, before_load: Callable[[], object] | None = None,
+        timeout: float = REQUEST_TIMEOUT) -> Result:
     """One scenario: one client alone first (its latency is the time a request takes, without queueing), then
-    the timed load of `clients` at once."""
+    the timed load of `clients` at once (`before_load` is called between the two; a request of the load taking
+    more than `timeout` seconds counts as an error)."""
     result = Result(scenario)
     print(f"  {scenario.name} …", file=sys.stderr, flush=True)
     with httpx.Client(headers=headers, timeout=ALONE_TIMEOUT, trust_env=False) as client:
@@ -195,8 +200,10 @@ def run(scenario: Scenario, server: ServerProcess, headers: dict[str, str], clie
             result.body_bytes = len(response.content)
     if len(result.alone) > 1:
         del result.alone[0]  # the first warmed the caches (unless it was the only one: a slow endpoint)
+    if before_load is not None:
+        before_load()
     cpu, own = server.cpu_seconds(), time.process_time()
-    asyncio.run(_load(result, server.port, headers, clients, seconds, max_requests, generator))
+    asyncio.run(_load(result, server.port, headers, clients, seconds, max_requests, generator, timeout))
     after = server.cpu_seconds()
     result.server_cpu = None if cpu is None or after is None else after - cpu
     result.client_cpu = time.process_time() - own
@@ -204,7 +211,7 @@ def run(scenario: Scenario, server: ServerProcess, headers: dict[str, str], clie
 
 
 async def _load(result: Result, port: int, headers: dict[str, str], clients: int, seconds: float,
-                max_requests: int, generator: str) -> None:
+                max_requests: int, generator: str, timeout: float) -> None:
     """`clients` loops sending the scenario's request one after the other until the deadline or the budget."""
     budget = [max_requests]
     started = time.perf_counter()
@@ -212,15 +219,15 @@ async def _load(result: Result, port: int, headers: dict[str, str], clients: int
     if generator == "httpx":
         limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, limits=limits,
-                                     timeout=REQUEST_TIMEOUT, trust_env=False) as client:
+                                     timeout=timeout, trust_env=False) as client:
             async def send() -> int:
                 return (await client.get(result.scenario.path)).status_code
 
-            await _clients(result, [send] * clients, deadline, budget)
+            await _clients(result, [send] * clients, deadline, budget, timeout)
     else:
         connections = [RawConnection(port, result.scenario.path, headers) for _ in range(clients)]
         try:
-            await _clients(result, [c.get for c in connections], deadline, budget)
+            await _clients(result, [c.get for c in connections], deadline, budget, timeout)
         finally:
             for connection in connections:
                 connection.close()
@@ -228,13 +235,13 @@ async def _load(result: Result, port: int, headers: dict[str, str], clients: int
 
 
 async def _clients(result: Result, senders: list[Callable[[], Awaitable[int]]], deadline: float,
-                   budget: list[int]) -> None:
+                   budget: list[int], timeout: float) -> None:
     async def one_client(send: Callable[[], Awaitable[int]]) -> None:
         while time.perf_counter() < deadline and budget[0] > 0:
             budget[0] -= 1
             sent = time.perf_counter()
             try:
-                status = await asyncio.wait_for(send(), REQUEST_TIMEOUT)
+                status = await asyncio.wait_for(send(), timeout)
                 if status != 200:
                     result.errors[f"HTTP {status}"] += 1
             except (OSError, EOFError, ValueError, TimeoutError, httpx.HTTPError) as exc:
@@ -291,8 +298,8 @@ def report(results: list[Result], clients: int) -> None:
     for r in results:
         count = len(r.latencies)
         cpu = f"{r.server_cpu / count * 1000:5.1f}ms" if r.server_cpu is not None and count else "-"
-        print(f"{r.scenario.name:38s} {_ms(statistics.median(r.alone)) if r.alone else '-':>6s} {count:8d} "
-              f"{count / r.seconds:6.1f} {_ms(r.quantile(50)):>7s} {_ms(r.quantile(95)):>7s} {_ms(r.quantile(99)):>7s} "
+        print(f"{r.scenario.name:38s} {ms(statistics.median(r.alone)) if r.alone else '-':>6s} {count:8d} "
+              f"{count / r.seconds:6.1f} {ms(r.quantile(50)):>7s} {ms(r.quantile(95)):>7s} {ms(r.quantile(99)):>7s} "
               f"{sum(r.errors.values()):6d} {cpu:>7s} {r.client_cpu / max(count, 1) * 1000:5.1f}ms "
               f"{r.body_bytes:7d} {r.quantile(95) / floor.quantile(95):8.2f}x")
         if r.errors:
@@ -310,21 +317,24 @@ def report(results: list[Result], clients: int) -> None:
           f"{errors} (target 0) → {'met' if ratio <= 2 and errors == 0 else 'NOT met'}")
 
 
-def _ms(seconds: float) -> str:
+def ms(seconds: float) -> str:
+    """Seconds as milliseconds for the tables."""
     return f"{seconds * 1000:.1f}" if seconds < 10 else f"{seconds * 1000:.0f}"
 
 
 class ServerProcess:
-    """A uvicorn server of this module (`--serve …`) in its own process, on a free loopback port."""
+    """A uvicorn server of a bench module (`python -m MODULE --serve …`) in its own process, on a free loopback
+    port; the module prints `port N` first."""
 
-    def __init__(self, arguments: list[str], work: Path) -> None:
+    def __init__(self, arguments: list[str], work: Path, module: str = "bench.api_load") -> None:
         self._arguments = arguments
+        self._module = module
         self._log = work / f"server-{arguments[1]}.log"
         self._process: subprocess.Popen[str] | None = None
         self.port = 0
 
     def __enter__(self) -> ServerProcess:
-        command = [sys.executable, "-m", "bench.api_load", *self._arguments]
+        command = [sys.executable, "-m", self._module, *self._arguments]
         with self._log.open("w") as log:
             self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True,
                                              env=dict(os.environ, PYTHONWARNINGS="ignore"))
@@ -381,9 +391,13 @@ class ServerProcess:
 
 def serve(kind: str, db: Path | None, inventory: Path | None, body: Path | None) -> None:
     """Run one server (in the child process): the SOC API on the store, or the floor; print the port first."""
+    serve_app(soc_app(db, inventory) if kind == "app" else _floor_app(body))
+
+
+def serve_app(app: Any) -> None:
+    """Serve an ASGI app with one uvicorn worker on a free loopback port, printing `port N` first."""
     import uvicorn
 
-    app = _soc_app(db, inventory) if kind == "app" else _floor_app(body)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -394,7 +408,8 @@ def serve(kind: str, db: Path | None, inventory: Path | None, body: Path | None)
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def _soc_app(db: Path | None, inventory: Path | None) -> Any:
+def soc_app(db: Path | None, inventory: Path | None) -> Any:
+    """The SOC API on the store, its clock fixed at NOW (no scheduler)."""
     from soc.api import create_app
     from soc.core.clock import FixedClock
     from soc.core.settings import Settings

@@ -12,7 +12,6 @@ from fastapi.responses import RedirectResponse, Response
 from soc.api.auth import LoginLimiter, api_state, new_csrf
 from soc.core.clock import today
 from soc.core.models import FindingStatus, Severity
-from soc.findings.sla import SlaState
 from soc.inventory import Inventory
 from soc.services import compliance as compliance_service
 from soc.services.context import ServiceContext
@@ -76,9 +75,8 @@ def overview(request: Request) -> Response:
     for by_severity in store.open_counts_by_subject().values():
         for severity, count in by_severity.items():
             counts[severity] += count
-    now = context.clock.now()
-    breaches = len(store.query_findings(FindingQuery(sla_states=(SlaState.BREACHED.value,), now=now,
-                                                     limit=1000)).items)
+    sla = report.province.sla if report is not None else None
+    breaches = sla.breached_open if sla is not None and sla.breached_open is not None else None
     runs = store.list_runs(1, exclude=("ops", "compliance"))
     last_run = runs[0] if runs else None
     changes = store.run_change_counts(last_run.id) if last_run is not None else {}
