@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from checks.catalogue import make_finding
 from soc.api.app import create_app
 from soc.core.clock import FixedClock, today
-from soc.core.models import Observation, PortalScan, Role, Severity
+from soc.core.models import JobRun, Observation, PortalScan, Role, Severity
 from soc.core.settings import AuthSettings, Settings
 from soc.schemas.jobs import JobInfo
 from soc.services.context import ServiceContext, ServiceError, open_context
@@ -66,7 +66,7 @@ class IdleScheduler:
         """No jobs."""
         return []
 
-    def run_now(self, name: str, actor: str) -> int:
+    def run_now(self, name: str, actor: str) -> JobRun:
         """Every job name is unknown here."""
         raise ServiceError(f"no job {name[:64]!r} in this test scheduler")
 
@@ -206,3 +206,30 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     monkeypatch.setattr(socket.socket, "connect", connect)
+
+
+class StoreScheduler:
+    """A stand-in for the scheduler beside the app, keeping its runs in the real job history: `run_now` records
+    a running job run (nothing is executed), so a second "run now" finds it running."""
+
+    running = True
+    names = ("portal_scan", "compliance")
+
+    def __init__(self, context: ServiceContext) -> None:
+        self.context = context
+        self.asked: list[tuple[str, str]] = []
+
+    def job_infos(self) -> list[JobInfo]:
+        """Each job with its latest run from the history."""
+        history = self.context.backend.jobs
+        return [JobInfo(name=name, description=f"{name} (vi)", description_en=f"{name} (en)",
+                        schedule="0 1 * * *", next_run=self.context.clock.now() + timedelta(hours=16),
+                        last_run=next(iter(history.runs(job=name, limit=1)), None)) for name in self.names]
+
+    def run_now(self, name: str, actor: str) -> JobRun:
+        """Record a manual run."""
+        if name not in self.names:
+            raise ServiceError(f"no job {name!r}")
+        self.asked.append((name, actor))
+        now = self.context.clock.now()
+        return self.context.backend.jobs.start(JobRun(job=name, slot=now, started_at=now, trigger="manual"))

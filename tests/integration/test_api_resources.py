@@ -23,13 +23,13 @@ from soc.core.clock import LOCAL_ZONE, FixedClock
 from soc.core.models import Finding, FindingStatus, JobOutcome, JobRun, Observation, PortalScan, Role, Severity
 from soc.core.settings import Settings
 from soc.inventory import load_inventory
-from soc.schemas.jobs import JobInfo
-from soc.services.context import ServiceContext, ServiceError, open_context
+from soc.services.context import ServiceContext, open_context
 from soc.services.findings import triage
 from soc.services.jobs import JOBS
 from soc.services.register import import_coverage, import_systems
 from soc.services.users import add_user, create_token
 from tests.conftest import NOW
+from tests.integration.api_world import StoreScheduler
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "examples" / "dongnai.yaml"
@@ -291,32 +291,6 @@ def test_kpis_as_of_a_date_for_the_province_or_one_agency(world: World, api: Tes
 
 
 # --- jobs ------------------------------------------------------------------------------------------------------
-
-
-class StoreScheduler:
-    """A stand-in for the scheduler beside the app, keeping its runs in the real job history: `run_now` records
-    a running job run (nothing is executed), so a second "run now" finds it running."""
-
-    running = True
-    names = ("portal_scan", "compliance")
-
-    def __init__(self, context: ServiceContext) -> None:
-        self.context = context
-        self.asked: list[tuple[str, str]] = []
-
-    def job_infos(self) -> list[JobInfo]:
-        """Each job with its latest run from the history."""
-        history = self.context.backend.jobs
-        return [JobInfo(name=name, description=name, description_en=name, schedule="0 1 * * *",
-                        last_run=next(iter(history.runs(job=name, limit=1)), None)) for name in self.names]
-
-    def run_now(self, name: str, actor: str) -> JobRun:
-        """Record a manual run."""
-        if name not in self.names:
-            raise ServiceError(f"no job {name!r}")
-        self.asked.append((name, actor))
-        now = self.context.clock.now()
-        return self.context.backend.jobs.start(JobRun(job=name, slot=now, started_at=now, trigger="manual"))
 
 
 def _job_run(context: ServiceContext, name: str, hours_ago: int, outcome: JobOutcome) -> JobRun:

@@ -21,12 +21,12 @@ from soc.api import create_app
 from soc.core.clock import FixedClock, today
 from soc.core.models import Finding, JobOutcome, JobRun, Observation, PortalScan, Role, Severity
 from soc.core.settings import Settings
-from soc.schemas.jobs import JobInfo
-from soc.services.context import ServiceContext, ServiceError, open_context
+from soc.services.context import ServiceContext, open_context
 from soc.services.jobs import JOBS
 from soc.services.users import add_user, create_token, login
 from soc.web import install_dashboard
 from tests.conftest import NOW
+from tests.integration.api_world import StoreScheduler
 
 STP = "https://stp.dongnai.gov.vn/"
 SYT = "https://syt.dongnai.gov.vn/"
@@ -34,33 +34,6 @@ PASSWORD = "mật-khẩu-thử-nghiệm-2026"
 ADMIN, OPERATOR, VIEWER = "an.admin", "binh.operator", "dung.viewer"
 HOSTILE = '<script>alert("x")</script>\x1b[2J xoá màn hình'
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-class StoreScheduler:
-    """A stand-in for the scheduler beside the app, keeping its runs in the real job history: `run_now` records
-    a running job run (nothing is executed), so a second "run now" finds it running."""
-
-    running = True
-    names = ("portal_scan", "compliance")
-
-    def __init__(self, context: ServiceContext) -> None:
-        self.context = context
-        self.asked: list[tuple[str, str]] = []
-
-    def job_infos(self) -> list[JobInfo]:
-        """Each job with its latest run from the history."""
-        history = self.context.backend.jobs
-        return [JobInfo(name=name, description=f"{name} (vi)", description_en=f"{name} (en)",
-                        schedule="0 1 * * *", next_run=self.context.clock.now() + timedelta(hours=16),
-                        last_run=next(iter(history.runs(job=name, limit=1)), None)) for name in self.names]
-
-    def run_now(self, name: str, actor: str) -> JobRun:
-        """Record a manual run."""
-        if name not in self.names:
-            raise ServiceError(f"no job {name!r}")
-        self.asked.append((name, actor))
-        now = self.context.clock.now()
-        return self.context.backend.jobs.start(JobRun(job=name, slot=now, started_at=now, trigger="manual"))
 
 
 @dataclass
