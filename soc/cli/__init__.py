@@ -19,6 +19,7 @@ import typer
 from soc.cli.audit import audit
 from soc.cli.common import CliState
 from soc.cli.compliance import compliance, coverage_app, systems_app
+from soc.cli.drill import drill_app
 from soc.cli.findings import findings, triage_command
 from soc.cli.inventory import inventory_app
 from soc.cli.scan import demo, diff, runs, scan
@@ -57,6 +58,7 @@ app.add_typer(systems_app, name="systems")
 app.add_typer(coverage_app, name="coverage")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(drill_app, name="drill")
 
 
 def main() -> None:

@@ -164,6 +164,77 @@ class Deadline(_Frozen):
         return self.applies_to == "all" or not record.in_operation
 
 
+class IncidentRole(_Frozen):
+    """A participant role of the incident-handling process (drills declare which ones they use)."""
+
+    id: Identifier
+    title: Text
+    duty: Text
+
+
+class IncidentAuthority(_Frozen):
+    """A national or provincial body the authority liaison deals with, over a span of dates within the rule set."""
+
+    name: Text
+    valid_from: dt.date
+    valid_to: dt.date | None = None
+    """Exclusive; None: until the rule set ends."""
+    legal_basis: NonEmpty
+    confirmed: bool
+
+    def in_force(self, day: dt.date) -> bool:
+        """Whether this body is the one to deal with on `day`."""
+        return _in_span(day, self.valid_from, self.valid_to)
+
+
+class ReportingDuty(_Frozen):
+    """An incident report owed to the authorities within so many hours of detecting the incident."""
+
+    id: Identifier
+    title: Text
+    within_hours: Annotated[int, Field(ge=1, le=24 * 90)]
+    applies: Literal["always", "personal_data"]
+    """'personal_data': only when citizens' personal data may have leaked."""
+    valid_from: dt.date | None = None
+    """Inclusive; None: from the start of the rule set."""
+    valid_to: dt.date | None = None
+    legal_basis: NonEmpty
+    confirmed: bool
+
+    def in_force(self, day: dt.date) -> bool:
+        """Whether the duty applies to an incident detected on `day`."""
+        return _in_span(day, self.valid_from or dt.date.min, self.valid_to)
+
+
+class IncidentResponseRules(_Frozen):
+    """The national incident-handling process as this rule set has it: roles, authorities, report deadlines."""
+
+    legal_basis: NonEmpty
+    roles: Annotated[tuple[IncidentRole, ...], Field(min_length=1)]
+    authorities: Annotated[tuple[IncidentAuthority, ...], Field(min_length=1)]
+    reports: tuple[ReportingDuty, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> IncidentResponseRules:
+        problems = _duplicates("roles", [r.id for r in self.roles])
+        problems += _duplicates("reports", [r.id for r in self.reports])
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def role(self, role_id: str) -> IncidentRole | None:
+        """The role with this id, or None."""
+        return next((r for r in self.roles if r.id == role_id), None)
+
+    def authorities_on(self, day: dt.date) -> list[IncidentAuthority]:
+        """The bodies in force on `day`, in file order."""
+        return [a for a in self.authorities if a.in_force(day)]
+
+    def duty(self, duty_id: str, day: dt.date) -> ReportingDuty | None:
+        """The reporting duty `duty_id` in force on `day`, or None."""
+        return next((d for d in self.reports if d.id == duty_id and d.in_force(day)), None)
+
+
 def _duplicates(field: str, ids: Sequence[str]) -> list[str]:
     seen: dict[str, int] = {}
     problems = []
@@ -191,6 +262,7 @@ class RuleSet(_Frozen):
     requirement_groups: Annotated[tuple[RequirementGroup, ...], Field(min_length=1)]
     minimum_level_rules: tuple[MinimumLevelRule, ...] = ()
     deadlines: tuple[Deadline, ...] = ()
+    incident_response: IncidentResponseRules
 
     @model_validator(mode="after")
     def _consistent(self) -> RuleSet:

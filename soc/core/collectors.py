@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from soc.core.observations import (
     ComplianceObservation,
+    DrillObservation,
     HttpObservation,
     LabelObservation,
     OpsObservation,
@@ -42,6 +43,7 @@ COLLECTORS: dict[str, CollectorKind] = {kind.name: kind for kind in (
     CollectorKind("ports", PortsObservation, ("ports.",), runner="ports"),
     CollectorKind("compliance", ComplianceObservation, ("approval.", "malware."), runner=None),
     CollectorKind("ops", OpsObservation, ("ops.",), runner=None),
+    CollectorKind("drill", DrillObservation, ("drill.",), runner=None),
 )}
 
 SCAN_COLLECTORS: tuple[str, ...] = tuple(name for name, kind in COLLECTORS.items() if kind.runner)

@@ -386,6 +386,20 @@ class OpsObservation(BaseModel):
         return True
 
 
+class DrillObservation(BaseModel):
+    """The corrective actions of one drill session as they stand (`drill:<session id>`)."""
+
+    portal_url: str
+    """The subject key `drill:<session id>`."""
+    observed_at: datetime
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """Always: the session's actions are read whole."""
+        return True
+
+
 class ComplianceObservation(BaseModel):
     """The register evidence of one subject (system or agency) on one day, under one rule set."""
 

@@ -1,19 +1,20 @@
 """What the services ask of storage, one protocol per concern, shaped by the questions (not by SQL).
 
 The embedded SQLite backend implements them now; the search backend (Elasticsearch / OpenSearch)
-implements the same ones later. Users, tokens, jobs, drills and reports add their own protocols.
+implements the same ones later. Users, tokens, jobs and drills have their own protocols; reports add theirs.
 Lifecycle rules are not here: backends carry out what `soc.findings.lifecycle` decides.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from soc.compliance.history import Finish, HistoryEntry, RegisterChanges, keep_record
 from soc.compliance.kpi import PortalVerdicts
 from soc.compliance.models import CoverageRecord, SystemRecord
+from soc.core.drill_records import ActionStatus, CorrectiveAction, DrillEvent, DrillSession, SessionStatus
 from soc.core.models import (
     ApiToken,
     AuditEntry,
@@ -315,6 +316,48 @@ class JobHistory(Protocol):
         ...
 
 
+class DrillStore(Protocol):
+    """Tabletop drill sessions, their append-only event logs and the corrective actions they produced."""
+
+    def create_session(self, session: DrillSession) -> DrillSession:
+        """Keep a new session (ValueError: the id is taken)."""
+        ...
+
+    def session(self, session_id: str) -> DrillSession | None:
+        """One session, or None."""
+        ...
+
+    def sessions(self, status: SessionStatus | None = None, since: date | None = None, until: date | None = None,
+                 limit: int = 200) -> list[DrillSession]:
+        """Sessions, newest drill date first, optionally of one status and with since <= drill date <= until."""
+        ...
+
+    def append_event(self, event: DrillEvent, status: SessionStatus | None = None) -> DrillEvent:
+        """Append one event with the next seq (and the session's new status) atomically; KeyError: no session."""
+        ...
+
+    def events(self, session_id: str) -> list[DrillEvent]:
+        """A session's events in order."""
+        ...
+
+    def finish_session(self, session_id: str, score: float, scorecard: dict[str, Any], now: datetime,
+                       actions: Sequence[CorrectiveAction]) -> DrillSession:
+        """Keep an ended session's scoring and its new corrective actions (ids already kept are left as they are)."""
+        ...
+
+    def actions(self, session_id: str | None = None, status: ActionStatus | None = None) -> list[CorrectiveAction]:
+        """Corrective actions, by due date."""
+        ...
+
+    def action(self, action_id: str) -> CorrectiveAction | None:
+        """One corrective action, or None."""
+        ...
+
+    def update_action(self, action_id: str, **values: Any) -> CorrectiveAction:
+        """Change an action's columns (status, done_*, confirmed_*); KeyError when unknown."""
+        ...
+
+
 class AuditLog(Protocol):
     """The trail of every state change made through the services (append-only)."""
 
@@ -354,6 +397,11 @@ class Backend(Protocol):
     @property
     def jobs(self) -> JobHistory:
         """The job-run history."""
+        ...
+
+    @property
+    def drills(self) -> DrillStore:
+        """Drill sessions and corrective actions."""
         ...
 
     def job_store(self) -> Any:

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from soc.core.clock import SYSTEM_CLOCK, Clock
 from soc.store.errors import StoreError
 from soc.store.sqlite.audit import SqliteAuditLog
+from soc.store.sqlite.drills import SqliteDrillStore
 from soc.store.sqlite.faults import damaged, integrity_detail, read_only, sidecars, write_problem
 from soc.store.sqlite.findings import SqliteFindingStore
 from soc.store.sqlite.jobs import SqliteJobHistory
@@ -20,8 +21,8 @@ from soc.store.sqlite.register import SqliteRegister
 from soc.store.sqlite.schema import HEAD_REVISION, create_engine_for, migrate, quick_check, revision
 from soc.store.sqlite.users import SqliteUserStore
 
-__all__ = ["SqliteAuditLog", "SqliteBackend", "SqliteFindingStore", "SqliteJobHistory", "SqliteRegister",
-           "SqliteUserStore"]
+__all__ = ["SqliteAuditLog", "SqliteBackend", "SqliteDrillStore", "SqliteFindingStore", "SqliteJobHistory",
+           "SqliteRegister", "SqliteUserStore"]
 
 
 class SqliteBackend:
@@ -62,6 +63,7 @@ class SqliteBackend:
         self._audit = SqliteAuditLog(self._engine)
         self._users = SqliteUserStore(self._engine)
         self._jobs = SqliteJobHistory(self._engine)
+        self._drills = SqliteDrillStore(self._engine)
 
     @property
     def read_only(self) -> bool:
@@ -92,6 +94,11 @@ class SqliteBackend:
     def jobs(self) -> SqliteJobHistory:
         """Our history of scheduled job runs."""
         return self._jobs
+
+    @property
+    def drills(self) -> SqliteDrillStore:
+        """Drill sessions, their event logs, corrective actions."""
+        return self._drills
 
     def job_store(self) -> Any:
         """APScheduler's job store on this database (the table `apscheduler_jobs`, made by our migrations)."""

@@ -327,6 +327,67 @@ apscheduler_jobs = Table(
 )
 
 
+drill_sessions = Table(
+    # a drill held from one scenario; its state is the fold of its events over the scenario snapshot kept here
+    "drill_sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("scenario_id", String(64), nullable=False),
+    Column("scenario_version", Integer(), nullable=False),
+    Column("title_vi", Text(), nullable=False),
+    Column("title_en", Text(), nullable=False),
+    Column("scenario_text", Text(), nullable=False),
+    Column("source", Text(), nullable=False),
+    Column("drill_date", String(10), nullable=False),
+    Column("ruleset", String(64), nullable=False),
+    Column("facilitator", String(64), nullable=False),
+    Column("participants", JSON(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("target_system", String(64), nullable=True),
+    Column("target_level", Integer(), nullable=False),
+    Column("target_agency", String(64), nullable=True),
+    Column("score", Float(), nullable=True),
+    Column("scorecard", JSON(), nullable=True),
+    Index("ix_drill_sessions_drill_date", "drill_date"),
+)
+
+drill_events = Table(
+    # append-only log of a session: (session, seq) is unique, so two writers never both add event n
+    "drill_events",
+    metadata,
+    Column("session_id", String(32), ForeignKey("drill_sessions.id"), primary_key=True),
+    Column("seq", Integer(), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("real_at", UTCDateTime(), nullable=False),
+    Column("exercise_seconds", Float(), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("data", JSON(), nullable=False),
+)
+
+drill_actions = Table(
+    # corrective actions from after-action reviews; each is also a finding (drill.corrective_action)
+    "drill_actions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("session_id", String(32), ForeignKey("drill_sessions.id"), nullable=False, index=True),
+    Column("scenario_id", String(64), nullable=False),
+    Column("expectation_id", String(64), nullable=False),
+    Column("text_vi", Text(), nullable=False),
+    Column("text_en", Text(), nullable=False),
+    Column("owner_agency", String(64), nullable=True),
+    Column("due", String(10), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("done_at", UTCDateTime(), nullable=True),
+    Column("done_by", String(64), nullable=True),
+    Column("done_note", Text(), nullable=True),
+    Column("confirmed_at", UTCDateTime(), nullable=True),
+    Column("confirmed_by", Text(), nullable=True),
+    Column("confirm_findings", JSON(), nullable=False),
+)
+
 def alembic_config() -> Config:
     """An Alembic configuration for the store's migrations, built without an ini file."""
     from alembic.config import Config
