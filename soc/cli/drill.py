@@ -13,10 +13,21 @@ from rich.table import Table
 
 from drills.responses import ResponsesError, read_responses
 from drills.scenario import json_schema
-from drills.validate import read_file
-from soc.cli.common import DbOption, console, errors, fail, service_context, shown, write_json
+from drills.validate import read_file, read_text
+from soc.cli.common import (
+    DbOption,
+    InventoryOption,
+    console,
+    errors,
+    fail,
+    load_inventory_or_fail,
+    service_context,
+    shown,
+    write_json,
+)
 from soc.cli.drill_terminal import run_terminal
 from soc.core.clock import local_time
+from soc.core.files import atomic_write_text
 from soc.core.drill_records import ActionStatus
 from soc.services import drills as service
 
@@ -144,3 +155,33 @@ def done(ctx: typer.Context, action_id: Annotated[str, typer.Argument(help="Corr
         action = service.mark_done(context, action_id, note)
     console.print(f"{shown(action.id)}: {action.status.value}"
                   + (f" ({local_time(action.confirmed_at)})" if action.confirmed_at else ""))
+
+
+@drill_app.command("generate")
+def generate(
+    ctx: typer.Context,
+    from_findings: Annotated[bool, typer.Option("--from-findings", help="Draft from the open findings (the only "
+                                                "source for now).")] = False,
+    agency: Annotated[str | None, typer.Option("--agency", help="Only this agency's findings.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the draft ('-': stdout).")] = Path("-"),
+    inventory: InventoryOption = None,
+    on: DateOption = None,
+    db: DbOption = None,
+) -> None:
+    """Dựng kịch bản từ điểm yếu hiện có / Draft a scenario from the province's current exposures."""
+    if not from_findings:
+        fail("say where to draft from: --from-findings")
+    loaded = load_inventory_or_fail(inventory) if inventory is not None else None
+    with service_context(ctx, db, writes=False) as context:
+        drafted = service.draft_from_findings(context, loaded, agency, _day(on))
+    checked = read_text(drafted.text, str(out), _day(on))
+    if not checked.ok:  # our own output must validate; say so rather than write a broken file
+        fail("the draft does not validate (a defect of the builder):\n" + "\n".join(map(str, checked.problems)))
+    if str(out) == "-":
+        typer.echo(drafted.text, nl=False)
+    else:
+        atomic_write_text(out, drafted.text)
+    first = drafted.exposures[0]
+    errors.print(f"Bản nháp / draft [bold]{drafted.scenario_id}[/] từ / from {first.finding.check_id} "
+                 f"{shown(first.finding.portal_url)} ({len(drafted.exposures)} điểm yếu / exposures) — rà soát rồi "
+                 f"lưu vào playbooks/ / review it, then save it in playbooks/", soft_wrap=True)

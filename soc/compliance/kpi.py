@@ -174,6 +174,17 @@ class PortalVerdicts:
 
 
 @dataclass(frozen=True)
+class DrillHeld:
+    """An incident-response drill held (an ended session), as the drill KPIs count it."""
+
+    session: str
+    system: str | None
+    """The register id of the system drilled (None: a drill not about one registered system)."""
+    level: int
+    agency: str | None
+
+
+@dataclass(frozen=True)
 class Sources:
     """What the KPIs are computed from, for one moment."""
 
@@ -181,23 +192,33 @@ class Sources:
     coverage: list[CoverageRecord]
     portals: PortalVerdicts
     """Read once per moment and shared by the province and every agency."""
-    drills: list[str]
+    drills: list[DrillHeld]
+    """Drills held in the calendar year up to the moment."""
 
     def for_agency(self, agency: str) -> Sources:
-        """The part of the sources that belongs to one agency (drills and portals are matched later)."""
+        """The part of the sources that belongs to one agency (portals are matched later)."""
         return Sources([r for r in self.systems if r.agency == agency],
-                       [c for c in self.coverage if c.agency == agency], self.portals, self.drills)
+                       [c for c in self.coverage if c.agency == agency], self.portals,
+                       [d for d in self.drills if d.agency == agency])
 
     def by_agency(self) -> dict[str, Sources]:
         """Sources split per agency in one pass (the province view has every agency)."""
         systems: dict[str, list[SystemRecord]] = {}
         coverage: dict[str, list[CoverageRecord]] = {}
+        drills: dict[str, list[DrillHeld]] = {}
         for record in self.systems:
             systems.setdefault(record.agency, []).append(record)
         for row in self.coverage:
             coverage.setdefault(row.agency, []).append(row)
-        return {a: Sources(systems.get(a, []), coverage.get(a, []), self.portals, self.drills)
-                for a in set(systems) | set(coverage)}
+        for drill in self.drills:
+            if drill.agency is not None:
+                drills.setdefault(drill.agency, []).append(drill)
+        return {a: Sources(systems.get(a, []), coverage.get(a, []), self.portals, drills.get(a, []))
+                for a in set(systems) | set(coverage) | set(drills)}
+
+    def empty(self) -> Sources:
+        """No register data, no drill: an agency that has none (the shared portal verdicts kept)."""
+        return Sources([], [], self.portals, [])
 
 
 SourceLoader = Callable[[date], Sources]
@@ -237,7 +258,9 @@ def _members(target: TargetSpec, day: date, portals: Sequence[str], sources: Sou
         return _Count(split.included, split.excluded, sum(c.reporting_to_ncsc for c in rows),
                       sum(c.total_computers for c in rows))
     if target.id == "drills_held":
-        return _Count(list(sources.drills), [])
+        return _Count(sorted(d.session for d in sources.drills), [])
+    if target.id == "drills_level3":
+        return _Count(sorted({d.system or f"session:{d.session}" for d in sources.drills if d.level >= 3}), [])
     raise ValueError(f"{TARGETS_PATH.name}: no measure for target {target.id!r}")
 
 
@@ -311,7 +334,7 @@ def compliance_report(
     province = Scope(id=PROVINCE, name="Tỉnh Đồng Nai / Đồng Nai province",
                      kpis=_scope_kpis(day, sorted(p.url for p in inventory.portals), now, before, previous_day),
                      data_from=first, note=data_note(day, first))
-    now_empty, before_empty = Sources([], [], now.portals, now.drills), Sources([], [], before.portals, before.drills)
+    now_empty, before_empty = now.empty(), before.empty()
     now_by, before_by = now.by_agency(), before.by_agency()
     scopes = [Scope(id=a.id, name=a.name, kpis=_scope_kpis(day, sorted(portals_of.get(a.id, [])),
                                                            now_by.get(a.id, now_empty),

@@ -9,13 +9,21 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from checks.compliance import evaluate_register
-from soc.compliance.kpi import ASSESSMENT_WINDOW, ComplianceReport, SlaFigures, Sources, compliance_report
+from soc.compliance.kpi import (
+    ASSESSMENT_WINDOW,
+    ComplianceReport,
+    DrillHeld,
+    SlaFigures,
+    Sources,
+    compliance_report,
+)
 from soc.compliance.rules import ruleset_for
 from soc.core.clock import LOCAL_ZONE, end_of_day, local_date, local_time, today
 from soc.core.models import Observation, ScanRun
 from soc.core.observations import ComplianceObservation
 from soc.inventory import Inventory
 from soc.services.context import ServiceContext, ServiceError
+from soc.services.drills import drills_held
 from soc.services.findings import owners
 from soc.services.sla import apply_deadlines, sla_figures
 
@@ -58,9 +66,9 @@ def evaluate(context: ServiceContext, day: date | None = None) -> ScanRun:
 
 
 def sources_for(context: ServiceContext, day: date, known_at: datetime | None = None) -> Sources:
-    """The register, coverage and what the portal scans of the 30-day window say, as they stood at the end of
-    `day`, as known now or, with `known_at`, as the toolkit knew them then (scans recorded after `known_at`
-    left out)."""
+    """The register, coverage, what the portal scans of the 30-day window say and the drills held in the year, as
+    they stood at the end of `day`, as known now or, with `known_at`, as the toolkit knew them then (scans and
+    drills recorded after `known_at` left out)."""
     moment = end_of_day(day)
     register = context.backend.register
     last_scan = moment if known_at is None else min(moment, known_at)
@@ -69,7 +77,8 @@ def sources_for(context: ServiceContext, day: date, known_at: datetime | None = 
         coverage=register.coverage_as_of(moment, known_at),
         portals=context.backend.findings.portal_verdicts(moment - ASSESSMENT_WINDOW + timedelta(microseconds=1),
                                                          last_scan),
-        drills=[],  # the drill engine (its own issue) will supply the drills held in the year
+        drills=[DrillHeld(session=d.id, system=d.target_system, level=d.target_level, agency=d.target_agency)
+                for d in drills_held(context, day) if known_at is None or d.updated_at <= known_at],
     )
 
 

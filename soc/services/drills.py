@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from checks.drills import action_findings, drill_subject
+from drills.generate import Exposure, draft, exposures, to_yaml
 from drills.engine import DrillError, Engine, SessionState, replay
 from drills.responses import ResponsesFile, replay_responses
 from drills.scenario import Scenario
@@ -31,7 +32,9 @@ from soc.core.drill_records import (
 from soc.core.models import FindingStatus, Observation
 from soc.core.observations import DrillObservation
 from soc.services.context import ServiceContext, ServiceError
-from soc.services.sla import apply_deadlines
+from soc.inventory import Inventory
+from soc.services.findings import owners
+from soc.services.sla import apply_deadlines, system_levels
 
 DRILL_RUN = "drills"
 """Name recorded as the 'inventory' of the runs that record corrective-action findings."""
@@ -273,3 +276,38 @@ def drills_held(context: ServiceContext, day: date) -> list[DrillSession]:
     return context.backend.drills.sessions(status=SessionStatus.ENDED, since=date(day.year, 1, 1), until=day,
                                            limit=10_000)
 
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A scenario drafted from open findings: its file text and the exposures it was built on."""
+
+    text: str
+    scenario_id: str
+    exposures: list[Exposure]
+
+
+def draft_from_findings(context: ServiceContext, inventory: Inventory | None, agency: str | None = None,
+                        drill_date: date | None = None) -> Draft:
+    """Draft a scenario from the open findings (of one agency) with the portal, system and owner filled in."""
+    open_findings = context.backend.findings.list_findings(statuses=[FindingStatus.OPEN, FindingStatus.ACKNOWLEDGED])
+    owned = owners(context, inventory)
+    if agency is not None and agency not in set(owned.values()):
+        raise ServiceError(f"--agency {agency}: not an agency of the inventory or the register")
+    levels = system_levels(context, inventory)
+    names = {record.id: record.name for record in context.backend.register.systems_as_of(context.clock.now())}
+    systems: dict[str, tuple[str, str | None, int]] = {}
+    if inventory is not None:
+        names = {system.id: system.name for system in inventory.systems} | names
+        for portal in inventory.portals:
+            if portal.system is not None:
+                systems[portal.url] = (portal.system, names.get(portal.system), levels.get(portal.system, 2))
+    for system_id, level in levels.items():
+        systems[f"system:{system_id}"] = (system_id, names.get(system_id), level)
+    found = exposures(open_findings, owned, systems, agency)
+    if not found:
+        scope = f" of agency {agency}" if agency else ""
+        raise ServiceError(f"no open finding{scope} to draft from (exposed RDP/database ports, certificate or "
+                           f"trust-label findings, systems in operation without approval)")
+    data = draft(found, drill_date or today(context.clock))
+    return Draft(to_yaml(data), str(data["id"]), found)
