@@ -239,6 +239,8 @@ def evaluate_actions(context: ServiceContext) -> int:
     by_session: dict[str, list[CorrectiveAction]] = {}
     for action in store.actions():
         by_session.setdefault(action.session_id, []).append(action)
+    if not by_session:
+        return confirmed
     sessions = {s.id: s for s in ended}
     findings_store = context.backend.findings
     run = findings_store.begin_run(DRILL_RUN, len(by_session))

@@ -33,6 +33,7 @@ from soc.scan.pipeline import ScanReport
 from soc.services import ops
 from soc.services.compliance import evaluate
 from soc.services.context import ServiceContext, ServiceError
+from soc.services.drills import evaluate_actions
 from soc.services.findings import expire_risk_acceptances
 from soc.services.scans import scan_portals
 from soc.services.schedule import cron_trigger
@@ -212,9 +213,11 @@ def _compliance(call: JobCall) -> JobResult:
     inventory, _path = call.inventory(required=False)
     day = today(call.context.clock)
     run = evaluate(call.context, day)
+    confirmed = evaluate_actions(call.context)  # done corrective actions that the latest scans bear out
     deadlines = apply_deadlines(call.context, inventory)
     return JobResult(JobOutcome.SUCCESS, {"compliance_run": run.id, "as_of": day.isoformat(),
-                                          "status": run.status.value, "deadlines_set": deadlines})
+                                          "status": run.status.value, "deadlines_set": deadlines,
+                                          "drill_actions_confirmed": confirmed})
 
 
 def _freshness(call: JobCall) -> JobResult:
@@ -248,7 +251,8 @@ JOBS: dict[str, JobSpec] = {spec.name: spec for spec in (
     JobSpec("registry_refresh", "registry_refresh", _registry_refresh,
             Text(vi="Làm mới trạng thái nhãn Tín nhiệm mạng", en="Refresh the trust-label registry status")),
     JobSpec("compliance", "compliance", _compliance,
-            Text(vi="Đánh giá tuân thủ hằng ngày", en="Daily compliance evaluation")),
+            Text(vi="Đánh giá tuân thủ hằng ngày; xác nhận hành động khắc phục sau diễn tập",
+                 en="Daily compliance evaluation; drill corrective actions confirmed")),
     JobSpec("freshness", "freshness", _freshness,
             Text(vi="Kiểm tra sức khỏe: tác vụ lỡ lịch, lỗi, treo; dữ liệu cũ; chấp nhận rủi ro hết hạn",
                  en="Health check: missed, failed, stuck jobs; stale data; expired risk acceptances")),

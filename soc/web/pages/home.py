@@ -77,7 +77,7 @@ def overview(request: Request) -> Response:
             counts[severity] += count
     sla = report.province.sla if report is not None else None
     breaches = sla.breached_open if sla is not None and sla.breached_open is not None else None
-    runs = store.list_runs(1, exclude=("ops", "compliance"))
+    runs = store.list_runs(1, exclude=("ops", "compliance", "drills"))
     last_run = runs[0] if runs else None
     changes = store.run_change_counts(last_run.id) if last_run is not None else {}
     jobs = state.scheduler.job_infos() if state.scheduler is not None else []
