@@ -187,7 +187,8 @@ class Decision(_Model):
     """The inject that opens the decision."""
     options: Annotated[tuple[Option, ...], Field(min_length=2)]
     default: Identifier | None = None
-    """The option the story follows when nobody decides before the exercise ends (None: no branch)."""
+    """The option the console and the terminal propose first. Nobody deciding is not this option: the story
+    then takes no branch (and the expectation to decide in time is missed)."""
 
 
 class Deadline(_Model):

@@ -93,7 +93,7 @@ def _apply(context: ServiceContext, session_id: str, words: list[str], state: Se
     if verb == "s":
         _status(state)
         return state
-    console.print(HELP)
+    console.print(HELP, markup=False)
     return state
 
 
@@ -113,7 +113,7 @@ def run_terminal(context: ServiceContext, scenario: Path | None, session_id: str
         state = service.state_of(context, session_id)
         if state.status is SessionStatus.PLANNED:
             state = service.command(context, session_id, "start")
-    console.print(HELP)
+    console.print(HELP, markup=False)
     shown_ids = set()
     while True:
         state = service.command(context, session_id, "catch_up")

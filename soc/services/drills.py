@@ -215,7 +215,7 @@ def _confirmation(context: ServiceContext, action: CorrectiveAction, later: Sequ
     for session in later:
         if session.id == action.session_id or session.scenario_id != action.scenario_id:
             continue
-        if session.created_at <= action.created_at or session.scorecard is None:
+        if session.created_at < action.created_at or session.scorecard is None:
             continue
         verdicts = {e["id"]: e["verdict"] for e in session.scorecard.get("expectations", [])}
         if verdicts.get(action.expectation_id) == "met":

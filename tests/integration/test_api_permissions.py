@@ -93,6 +93,17 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/tokens"): Rule(Permission.ADMIN, 201, {"user": ROLE_USERS[Role.VIEWER]}),
     ("DELETE", "/api/v1/tokens/{token_id}"): Rule(Permission.ADMIN),
     ("GET", "/api/v1/audit"): Rule(Permission.ADMIN),
+    ("GET", "/api/v1/drills/scenarios"): Rule(Permission.READ),
+    ("POST", "/api/v1/drills/sessions"): Rule(Permission.DRILLS, 201, {"scenario": "qlvb-ransomware"}),
+    ("GET", "/api/v1/drills/sessions"): Rule(Permission.READ),
+    # No session or corrective action in the seeded store: the handlers' own 404 for the ids of path_values().
+    ("GET", "/api/v1/drills/sessions/{session_id}"): Rule(Permission.READ, 404),
+    ("GET", "/api/v1/drills/sessions/{session_id}/participant"): Rule(Permission.READ, 404),
+    ("POST", "/api/v1/drills/sessions/{session_id}/commands"): Rule(Permission.DRILLS, 404, {"command": "start"}),
+    ("GET", "/api/v1/drills/sessions/{session_id}/scorecard"): Rule(Permission.READ, 404),
+    ("GET", "/api/v1/drills/sessions/{session_id}/report"): Rule(Permission.READ, 404),
+    ("GET", "/api/v1/drills/actions"): Rule(Permission.READ),
+    ("POST", "/api/v1/drills/actions/{action_id}/done"): Rule(Permission.DRILLS, 404, {}),
 }
 
 
@@ -176,7 +187,8 @@ def path_values(world: World, client: TestClient) -> dict[str, str]:
     admin = world.credential(Role.ADMIN.value).headers()
     seed = world.seed
     values = {"fingerprint": seed.fingerprints[0], "name": TARGET_USER, "token_id": seed.spare_token_id,
-              "run": seed.run_id, "run_a": seed.run_id, "run_b": seed.run_id}
+              "run": seed.run_id, "run_a": seed.run_id, "run_b": seed.run_id, "session_id": "0123456789ab",
+              "action_id": "no-such-action"}
     portals = client.get("/api/v1/portals", headers=admin)
     if portals.status_code == 200:
         values["portal"] = next(item["id"] for item in portals.json()["items"] if item["url"] == PORTAL)
