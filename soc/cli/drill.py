@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -27,8 +28,9 @@ from soc.cli.common import (
 )
 from soc.cli.drill_terminal import run_terminal
 from soc.core.clock import local_time
-from soc.core.files import atomic_write_text
 from soc.core.drill_records import ActionStatus
+from soc.core.files import atomic_write, atomic_write_text
+from soc.services import drill_reports
 from soc.services import drills as service
 
 drill_app = typer.Typer(help="Diễn tập ứng cứu sự cố / Tabletop incident-response drills.", no_args_is_help=True)
@@ -185,3 +187,34 @@ def generate(
     errors.print(f"Bản nháp / draft [bold]{drafted.scenario_id}[/] từ / from {first.finding.check_id} "
                  f"{shown(first.finding.portal_url)} ({len(drafted.exposures)} điểm yếu / exposures) — rà soát rồi "
                  f"lưu vào playbooks/ / review it, then save it in playbooks/", soft_wrap=True)
+
+
+class ReportLanguage(StrEnum):
+    """The report's first language."""
+
+    VI = "vi"
+    EN = "en"
+
+
+class ReportFormat(StrEnum):
+    """What the report is written as."""
+
+    PDF = "pdf"
+    HTML = "html"
+
+
+@drill_app.command("report")
+def report(ctx: typer.Context, session_id: Annotated[str, typer.Argument(help="Drill session id (ended).")],
+           out: Annotated[Path, typer.Option("--out", help="Where to write the report.")],
+           lang: Annotated[ReportLanguage, typer.Option("--lang", help="vi (default) | en")] = ReportLanguage.VI,
+           file_format: Annotated[ReportFormat, typer.Option("--format", help="pdf (default) | html")] = (
+               ReportFormat.PDF),
+           db: DbOption = None) -> None:
+    """Báo cáo sau diễn tập / After-action report of an ended session (A4 PDF or one HTML page)."""
+    with service_context(ctx, db, writes=False) as context:
+        if file_format is ReportFormat.HTML:
+            data = drill_reports.report_html(context, session_id, lang.value).encode("utf-8")
+        else:
+            data = drill_reports.report_pdf(context, session_id, lang.value)
+    atomic_write(out, lambda tmp: tmp.write_bytes(data), suffix=f".{file_format.value}")
+    console.print(f"Báo cáo sau diễn tập / after-action report: {shown(out)} ({len(data):,} bytes)")

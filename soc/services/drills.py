@@ -14,8 +14,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from checks.drills import action_findings, drill_subject
-from drills.generate import Exposure, draft, exposures, to_yaml
 from drills.engine import DrillError, Engine, SessionState, replay
+from drills.generate import Exposure, draft, exposures, to_yaml
 from drills.responses import ResponsesFile, replay_responses
 from drills.scenario import Scenario
 from drills.scoring import Scorecard, score
@@ -31,8 +31,8 @@ from soc.core.drill_records import (
 )
 from soc.core.models import FindingStatus, Observation
 from soc.core.observations import DrillObservation
-from soc.services.context import ServiceContext, ServiceError
 from soc.inventory import Inventory
+from soc.services.context import ServiceContext, ServiceError
 from soc.services.findings import owners
 from soc.services.sla import apply_deadlines, system_levels
 

@@ -234,3 +234,12 @@ def test_soc_drill_run_scripted_writes_the_score_and_the_corrective_actions(tmp_
     refused = CliRunner().invoke(app, ["drill", "run", str(QLVB), "--responses", str(bad), "--json", str(out),
                                        "--db", str(tmp_path / "soc.db")])
     assert refused.exit_code == 2 and "responses[0].role" in refused.output
+
+
+def test_the_communication_check_credits_each_participant_who_acknowledged_in_time(context: ServiceContext) -> None:
+    partial = read_responses(PLAYBOOKS / "responses" / "communication-check.partial.json")
+    card = drills.run_scripted(context, PLAYBOOKS / "communication-check.yaml", partial).scorecard
+    ack = next(e for e in card.expectations if e.id == "e-ack")
+    assert ack.verdict == "partly" and 0 < ack.credit < 1
+    assert ack.detail.startswith("5/9")  # five of nine in time
+    assert 0 < card.score.value < card.score.pass_mark and not card.score.passed
