@@ -15,7 +15,8 @@ from pathlib import Path
 
 from checks.drills import action_findings, drill_subject
 from drills.engine import DrillError, Engine, SessionState, replay
-from drills.generate import Exposure, draft, exposures, to_yaml
+from drills.generate import Exposure, exposures, to_yaml
+from drills.generate import draft as draft_scenario
 from drills.responses import ResponsesFile, replay_responses
 from drills.scenario import Scenario
 from drills.scoring import Scorecard, score
@@ -311,5 +312,5 @@ def draft_from_findings(context: ServiceContext, inventory: Inventory | None, ag
         scope = f" of agency {agency}" if agency else ""
         raise ServiceError(f"no open finding{scope} to draft from (exposed RDP/database ports, certificate or "
                            f"trust-label findings, systems in operation without approval)")
-    data = draft(found, drill_date or today(context.clock))
+    data = draft_scenario(found, drill_date or today(context.clock))
     return Draft(to_yaml(data), str(data["id"]), found)
