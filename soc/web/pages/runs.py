@@ -36,7 +36,8 @@ CANDIDATES = 50
 """Runs offered to compare with (a fifth newer than the run, the rest older)."""
 LOOKBACK = 5000
 """Runs read to find those around a run (the store lists runs newest first only)."""
-KINDS = {"ops": N_("health check"), "compliance": N_("compliance evaluation")}
+KINDS = {"ops": N_("health check"), "compliance": N_("compliance evaluation"),
+         "drills": N_("drill corrective actions")}
 """Run kinds by their `inventory` name; every other run is a portal scan of that inventory."""
 TRIGGERS = (N_("schedule"), N_("manual"), N_("startup"))
 """How a job run was started (shown translated; anything else as it is)."""
