@@ -11,7 +11,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from soc.api import problems
 from soc.api.auth import LoginLimiter, api_state, reject_unknown_query
-from soc.api.routes import admin, drills, exports, findings, jobs, portals, register, runs, session
+from soc.api.routes import admin, drills, exports, findings, jobs, portals, register, reports, runs, session
 from soc.api.state import ApiState
 from soc.core.clock import Clock
 from soc.core.settings import Settings
@@ -43,7 +43,7 @@ def create_app(settings: Settings, backend: Backend, clock: Clock, *, scheduler:
                        https_only=secure)
     problems.install(app)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_unknown_query)])
-    for module in (findings, portals, runs, register, jobs, exports, session, admin, drills):
+    for module in (findings, portals, runs, register, jobs, exports, session, admin, drills, reports):
         api.include_router(module.router)
     app.include_router(api)
     _document_problems(app)

@@ -22,6 +22,7 @@ from soc.cli.compliance import compliance, coverage_app, systems_app
 from soc.cli.drill import drill_app
 from soc.cli.findings import findings, triage_command
 from soc.cli.inventory import inventory_app
+from soc.cli.report import report_app
 from soc.cli.scan import demo, diff, runs, scan
 from soc.cli.serve import serve
 from soc.cli.users import tokens_app, users_app
@@ -59,6 +60,7 @@ app.add_typer(coverage_app, name="coverage")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(drill_app, name="drill")
+app.add_typer(report_app, name="report")
 
 
 def main() -> None:

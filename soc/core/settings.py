@@ -68,6 +68,9 @@ class SmtpSettings(BaseModel):
     password: SecretStr | None = None
     sender: str = "soc@dongnai.gov.vn"
     recipients: list[str] = Field(default_factory=list)
+    report_recipients: list[str] = Field(
+        default_factory=list, description="Who receives the monthly and quarterly reports to leadership "
+        "(`SOC_SMTP__REPORT_RECIPIENTS`); empty: the change e-mail's recipients.")
     timeout: float = Field(default=20.0, gt=0, le=300)
     attempts: int = Field(default=3, ge=1, le=10, description="Delivery attempts before the job records failure.")
     retry_seconds: float = Field(default=30.0, ge=0, le=3600, description="Wait before the first retry "

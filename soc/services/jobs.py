@@ -20,12 +20,13 @@ from pydantic import ValidationError
 
 from checks.ops import job_subject
 from checks.trustlabel import label_slug
-from soc.core.clock import today
+from soc.core.clock import local_date, today
 from soc.core.collectors import SCAN_COLLECTORS
 from soc.core.errors import InputError
 from soc.core.models import JobOutcome, JobRun, RunOwner, RunStatus, ScanRun
 from soc.core.observations import LabelObservation, TrustLabelStatus
 from soc.core.process import current_process, is_running
+from soc.core.report_records import ReportKind, month_period, previous_month, quarter_of, quarter_period
 from soc.core.settings import Settings
 from soc.core.text import Text
 from soc.inventory import Inventory, load_inventory
@@ -240,8 +241,38 @@ def _freshness(call: JobCall) -> JobResult:
     return JobResult(JobOutcome.SUCCESS, detail)
 
 
-def _monthly_report(_call: JobCall) -> JobResult:
-    return JobResult(JobOutcome.SKIPPED, {"reason": "the monthly report generator arrives with its own issue"})
+def _monthly_report(call: JobCall) -> JobResult:
+    """On its slot (day 1 of the month by default), the previous month's report in Vietnamese, archived and
+    e-mailed with its PDF; when that month closes a quarter, the quarter's report to the People's Committee
+    too. Failed (and tried again at the next slot, or by run-now) when a report cannot be built or an e-mail
+    cannot be delivered after the SMTP retries; skipped sending when SMTP is not configured."""
+    from soc.services import report_archive  # imports WeasyPrint: only the run that needs it pays for it
+
+    context = call.context
+    inventory, _path = call.inventory()
+    assert inventory is not None
+    month = previous_month(local_date(call.run.slot))
+    wanted = [(ReportKind.MONTHLY, month_period(month))]
+    if month.month % 3 == 0:
+        wanted.append((ReportKind.QUARTERLY, quarter_period(month.year, quarter_of(month))))
+    built = [report_archive.generate(context, inventory, kind, period, "vi") for kind, period in wanted]
+    detail: dict[str, Any] = {"reports": [{"id": report.id, "kind": report.kind.value, "period": report.period,
+                                           "sha256": report.sha256} for report in built]}
+    if context.settings.smtp.host is None:
+        detail["email"] = "SMTP is not configured (SOC_SMTP__HOST)"
+        return JobResult(JobOutcome.SUCCESS, detail)
+    errors: list[str] = []
+    for report in built:
+        delivery = report_archive.send_report(context, inventory, report)
+        detail.setdefault("emails", []).append({"report": report.id, "delivered": delivery.delivered,
+                                                "attempts": delivery.attempts,
+                                                "recipients": len(delivery.recipients),
+                                                "refused": len(delivery.refused)})
+        if not delivery.delivered:
+            errors.append(f"report {report.period} not e-mailed: " + ("; ".join(delivery.errors) or "not delivered"))
+    if errors:
+        return JobResult(JobOutcome.FAILED, detail, error="; ".join(errors))
+    return JobResult(JobOutcome.SUCCESS, detail)
 
 
 JOBS: dict[str, JobSpec] = {spec.name: spec for spec in (
@@ -257,7 +288,9 @@ JOBS: dict[str, JobSpec] = {spec.name: spec for spec in (
             Text(vi="Kiểm tra sức khỏe: tác vụ lỡ lịch, lỗi, treo; dữ liệu cũ; chấp nhận rủi ro hết hạn",
                  en="Health check: missed, failed, stuck jobs; stale data; expired risk acceptances")),
     JobSpec("monthly_report", "monthly_report", _monthly_report,
-            Text(vi="Báo cáo tháng gửi lãnh đạo", en="Monthly report to leadership")),
+            Text(vi="Báo cáo tháng gửi lãnh đạo (và báo cáo quý đầu mỗi quý), lưu trữ và gửi thư",
+                 en="Monthly report to leadership (and the quarterly one at each quarter's start), archived, "
+                 "e-mailed")),
 )}
 """Every scheduled job, by name (the scheduler's job ids)."""
 

@@ -7,6 +7,7 @@ Lifecycle rules are not here: backends carry out what `soc.findings.lifecycle` d
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -33,6 +34,7 @@ from soc.core.models import (
     StoredFinding,
     User,
 )
+from soc.core.report_records import ArchivedReport, ReportKind, ReportSummary
 from soc.store.query import FindingQuery, Page, SlaTally
 
 
@@ -358,6 +360,27 @@ class DrillStore(Protocol):
         ...
 
 
+class ReportStore(Protocol):
+    """The archive of generated reports to leadership (monthly, quarterly): never changed once kept."""
+
+    def add(self, report: ArchivedReport) -> ArchivedReport:
+        """Keep a generated report (ValueError: the id is taken)."""
+        ...
+
+    def get(self, report_id: str) -> ArchivedReport | None:
+        """One report with its PDF, HTML and figures, or None."""
+        ...
+
+    def list(self, kind: ReportKind | None = None, period: str | None = None,
+             limit: int = 200) -> builtins.list[ReportSummary]:
+        """Reports newest first (by period, then by creation), optionally of one kind and one period."""
+        ...
+
+    def latest(self, kind: ReportKind, period: str, lang: str) -> ArchivedReport | None:
+        """The newest report of one kind, period and language, or None."""
+        ...
+
+
 class AuditLog(Protocol):
     """The trail of every state change made through the services (append-only)."""
 
@@ -402,6 +425,11 @@ class Backend(Protocol):
     @property
     def drills(self) -> DrillStore:
         """Drill sessions and corrective actions."""
+        ...
+
+    @property
+    def reports(self) -> ReportStore:
+        """The archive of generated reports."""
         ...
 
     def job_store(self) -> Any:

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from soc.web import auth, security
-from soc.web.pages import admin, agencies, compliance, drills, findings, home, portals, runs
+from soc.web.pages import admin, agencies, compliance, drills, findings, home, portals, reports, runs
 
 STATIC = Path(__file__).with_name("static")
 
@@ -22,7 +22,7 @@ def install_dashboard(app: FastAPI) -> None:
     security.install(app)
     auth.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (home, findings, runs, admin, portals, agencies, compliance, drills):
+    for module in (home, findings, runs, admin, portals, agencies, compliance, drills, reports):
         app.include_router(module.router)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -113,11 +114,19 @@ RUN_IDS: dict[Path, tuple[str, str]] = {}
 
 
 def damage(path: Path) -> None:
-    """Write garbage over the middle third of the file (header and schema page intact), as a bad disk would."""
-    size = path.stat().st_size
+    """Write garbage over the pages of the middle third of the file, as a bad disk would — but not over the header
+    or the schema's pages (the schema spans several pages once there are many tables), so the store still opens
+    and only its integrity check can tell."""
+    with sqlite3.connect(path) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        schema = {row[0] for row in conn.execute("SELECT pageno FROM dbstat WHERE name = 'sqlite_schema'")}
+    conn.close()
     with path.open("r+b") as handle:
-        handle.seek(size // 3)
-        handle.write(os.urandom(size // 3))
+        for page in range(pages // 3 + 1, 2 * pages // 3 + 1):  # 1-based page numbers
+            if page not in schema:
+                handle.seek((page - 1) * page_size)
+                handle.write(os.urandom(page_size))
 
 
 def db_args(commands: Sequence[Sequence[str]], db: Path, inventory: Path) -> list[list[str]]:

@@ -7,6 +7,7 @@ and a route whose protection changes (its `needs_*` dependency) fails until the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -104,6 +105,12 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/drills/sessions/{session_id}/report"): Rule(Permission.READ, 404),
     ("GET", "/api/v1/drills/actions"): Rule(Permission.READ),
     ("POST", "/api/v1/drills/actions/{action_id}/done"): Rule(Permission.DRILLS, 404, {}),
+    ("GET", "/api/v1/reports"): Rule(Permission.READ),
+    # A month not begun: the handler's own 409 (a real month would build a whole report for every permitted caller).
+    ("POST", "/api/v1/reports"): Rule(Permission.SCAN, 409, {"kind": "monthly", "period": "2099-01", "lang": "vi"}),
+    # No report in the seeded store: the handlers' own 404 for the id of path_values().
+    ("GET", "/api/v1/reports/{report_id}.pdf"): Rule(Permission.READ, 404),
+    ("GET", "/api/v1/reports/{report_id}.html"): Rule(Permission.READ, 404),
 }
 
 
@@ -188,21 +195,23 @@ def path_values(world: World, client: TestClient) -> dict[str, str]:
     seed = world.seed
     values = {"fingerprint": seed.fingerprints[0], "name": TARGET_USER, "token_id": seed.spare_token_id,
               "run": seed.run_id, "run_a": seed.run_id, "run_b": seed.run_id, "session_id": "0123456789ab",
-              "action_id": "no-such-action"}
+              "action_id": "no-such-action", "report_id": "0123456789ab"}
     portals = client.get("/api/v1/portals", headers=admin)
     if portals.status_code == 200:
         values["portal"] = next(item["id"] for item in portals.json()["items"] if item["url"] == PORTAL)
     return values
 
 
+PARAMETER = re.compile(r"(\{([^}:]+)(?::[^}]*)?\})")
+"""A path parameter of a route template, `{name}` or `{name:converter}`."""
+
+
 def fill(template: str, values: dict[str, str]) -> str:
     """The path with its parameters filled in (a parameter without a value fails with what to add)."""
     path = template
-    for part in template.split("/"):
-        if part.startswith("{"):
-            name = part.strip("{}").split(":")[0]
-            assert name in values, f"{template}: no value for the path parameter {name!r}: add one in path_values()"
-            path = path.replace(part, values[name])
+    for part, name in PARAMETER.findall(template):  # a parameter may share its segment: /reports/{report_id}.pdf
+        assert name in values, f"{template}: no value for the path parameter {name!r}: add one in path_values()"
+        path = path.replace(part, values[name])
     return path
 
 
@@ -301,7 +310,8 @@ def test_a_session_needs_the_csrf_token_on_state_changes(world: World, client: T
     comments = f"/api/v1/findings/{world.seed.fingerprints[1]}/comments"
     missing = client.post(comments, json={"comment": "không có CSRF / no CSRF"})
     assert missing.status_code == 403 and "CSRF" in missing.json()["detail"]
-    wrong = client.post(comments, json={"comment": "sai CSRF / wrong CSRF"}, headers={CSRF_HEADER: csrf[:-1] + "x"})
+    forged = csrf[:-1] + ("y" if csrf.endswith("x") else "x")  # one character off, never the token itself
+    wrong = client.post(comments, json={"comment": "sai CSRF / wrong CSRF"}, headers={CSRF_HEADER: forged})
     assert wrong.status_code == 403
     assert world.backend.audit.entries(action_prefix="finding.comment") == []  # nothing was written
     passed = client.post(comments, json={"comment": "có CSRF / with CSRF"}, headers={CSRF_HEADER: csrf})

@@ -18,11 +18,12 @@ from soc.store.sqlite.faults import damaged, integrity_detail, read_only, sideca
 from soc.store.sqlite.findings import SqliteFindingStore
 from soc.store.sqlite.jobs import SqliteJobHistory
 from soc.store.sqlite.register import SqliteRegister
+from soc.store.sqlite.reports import SqliteReportStore
 from soc.store.sqlite.schema import HEAD_REVISION, create_engine_for, migrate, quick_check, revision
 from soc.store.sqlite.users import SqliteUserStore
 
 __all__ = ["SqliteAuditLog", "SqliteBackend", "SqliteDrillStore", "SqliteFindingStore", "SqliteJobHistory",
-           "SqliteRegister", "SqliteUserStore"]
+           "SqliteRegister", "SqliteReportStore", "SqliteUserStore"]
 
 
 class SqliteBackend:
@@ -64,6 +65,7 @@ class SqliteBackend:
         self._users = SqliteUserStore(self._engine)
         self._jobs = SqliteJobHistory(self._engine)
         self._drills = SqliteDrillStore(self._engine)
+        self._reports = SqliteReportStore(self._engine)
 
     @property
     def read_only(self) -> bool:
@@ -99,6 +101,11 @@ class SqliteBackend:
     def drills(self) -> SqliteDrillStore:
         """Drill sessions, their event logs, corrective actions."""
         return self._drills
+
+    @property
+    def reports(self) -> SqliteReportStore:
+        """The archive of generated reports."""
+        return self._reports
 
     def job_store(self) -> Any:
         """APScheduler's job store on this database (the table `apscheduler_jobs`, made by our migrations)."""

@@ -388,6 +388,25 @@ drill_actions = Table(
     Column("confirm_findings", JSON(), nullable=False),
 )
 
+reports = Table(
+    # generated reports to leadership, kept as delivered (never changed): a new generation adds a row
+    "reports",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("period", String(8), nullable=False),
+    Column("lang", String(2), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("pdf", LargeBinary(), nullable=False),
+    Column("html", Text(), nullable=False),
+    Column("figures", JSON(), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("pdf_size", Integer(), nullable=False),
+    Index("ix_reports_kind_period", "kind", "period"),
+)
+
+
 def alembic_config() -> Config:
     """An Alembic configuration for the store's migrations, built without an ini file."""
     from alembic.config import Config
