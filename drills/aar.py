@@ -23,6 +23,7 @@ from soc.compliance.rules import RuleSet
 from soc.core.drill_records import ActionStatus, CorrectiveAction, DrillSession
 from soc.core.text import Text
 from soc.core.untrusted import visible
+from soc.printing import print_css
 
 Language = Literal["vi", "en"]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -398,7 +399,7 @@ def render_html(view: AfterActionView, lang: str = "vi") -> str:
     subtitles = {key: second(value) for key, value in LABELS.items()}
     verdicts = {key: Text(vi=vi, en=en) for key, (vi, en) in VERDICT_TITLES.items()}
     return _environment().get_template("after_action.html").render(
-        v=view, lang=language, other=other, t=first, alt=second, L=labels, S=subtitles,
+        print_css=print_css(), v=view, lang=language, other=other, t=first, alt=second, L=labels, S=subtitles,
         issuing_unit=ISSUING_UNIT, title=TITLE, verdicts=verdicts, statuses=STATUS_TITLES,
         dur=lambda offset: duration(offset, language), num=lambda value: number(value, language), day=_day,
         long_day=lambda value: long_date(value, language))

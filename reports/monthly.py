@@ -28,6 +28,7 @@ from soc.compliance.kpi import ComplianceReport, Kpi, Scope, SlaFigures, TargetS
 from soc.compliance.models import ApprovalStatus, SystemRecord
 from soc.core.text import Text
 from soc.core.untrusted import visible
+from soc.printing import print_css
 
 Kind = Literal["monthly", "quarterly"]
 Language = Literal["vi", "en"]
@@ -612,7 +613,8 @@ def render_html(data: ReportData, lang: str = "vi") -> str:
         return _change_text(change_of(kpi, previous.get(scope, {}).get(kpi.id)), kpi, language)
 
     return _environment().get_template("monthly.html").render(
-        d=data, lang=language, t=t, w=w, plan=t(plan_for(data.end).plan), statuses=STATUS_TITLES, day=_day,
+        print_css=print_css(), d=data, lang=language, t=t, w=w, plan=t(plan_for(data.end).plan),
+        statuses=STATUS_TITLES, day=_day,
         long_day=lambda v: long_date(v, language),
         period=period_title(data, language), pct=lambda k: kpi_percent(k, language),
         value=lambda k: kpi_value(k, language), change=change, charts=charts(data, language),

@@ -83,3 +83,4 @@ def html_to_pdf(html: str, base_url: str | None = None) -> bytes:
     pdf = document.write_pdf()
     assert isinstance(pdf, bytes)
     return pdf
+
