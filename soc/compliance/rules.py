@@ -107,7 +107,7 @@ class ReportRecipient(_Frozen):
     confirmed: bool
 
     def in_force(self, day: dt.date) -> bool:
-        """Whether this recipient is the one to report to on `day`."""
+        """Whether this body is the one to deal with on `day`."""
         return _in_span(day, self.valid_from, self.valid_to)
 
 
@@ -172,19 +172,9 @@ class IncidentRole(_Frozen):
     duty: Text
 
 
-class IncidentAuthority(_Frozen):
-    """A national or provincial body the authority liaison deals with, over a span of dates within the rule set."""
-
-    name: Text
-    valid_from: dt.date
-    valid_to: dt.date | None = None
-    """Exclusive; None: until the rule set ends."""
-    legal_basis: NonEmpty
-    confirmed: bool
-
-    def in_force(self, day: dt.date) -> bool:
-        """Whether this body is the one to deal with on `day`."""
-        return _in_span(day, self.valid_from, self.valid_to)
+class IncidentAuthority(ReportRecipient):
+    """A national or provincial body the authority liaison deals with in an incident, over a span of dates within
+    the rule set (the same shape as a report recipient; not always the same bodies)."""
 
 
 class ReportingDuty(_Frozen):
