@@ -9,7 +9,6 @@ from drills.scoring import Scorecard
 from soc.compliance.rules import RulesError, ruleset_for
 from soc.core.clock import today
 from soc.core.drill_records import SessionStatus
-from soc.documents import html_to_pdf
 from soc.inventory import InventoryError, load_inventory
 from soc.services.context import ServiceContext, ServiceError
 from soc.services.drills import scenario_of, session_or_error
@@ -62,4 +61,6 @@ def report_html(context: ServiceContext, session_id: str, lang: str = "vi") -> s
 
 def report_pdf(context: ServiceContext, session_id: str, lang: str = "vi") -> bytes:
     """The after-action report as an A4 PDF (Noto fonts embedded; nothing fetched)."""
+    from soc.documents import html_to_pdf  # WeasyPrint costs ~0.5 s to import: only when a PDF is made
+
     return html_to_pdf(report_html(context, session_id, lang), base_url=str(TEMPLATES))

@@ -31,7 +31,6 @@ from soc.core.clock import end_of_day, local_date, today
 from soc.core.drill_records import SessionStatus
 from soc.core.models import FindingStatus, PortalScan, Severity, StoredFinding
 from soc.core.observations import TlsObservation
-from soc.documents import html_to_pdf
 from soc.inventory import Inventory
 from soc.services.compliance import kpis
 from soc.services.context import ServiceContext, ServiceError
@@ -66,6 +65,8 @@ def render_html(data: ReportData, lang: str = "vi") -> str:
 
 def render_pdf(data: ReportData, lang: str = "vi") -> bytes:
     """The report as an A4 PDF (fonts embedded; nothing loaded but the templates directory)."""
+    from soc.documents import html_to_pdf  # WeasyPrint costs ~0.5 s to import: only when a PDF is made
+
     return html_to_pdf(monthly.render_html(data, lang), base_url=str(monthly.TEMPLATES))
 
 
