@@ -11,11 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
 from pathlib import Path
 from typing import Literal
-
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from drills.scenario import PHASE_TITLES, Milestone, Phase, Scenario, parse_offset
 from drills.scoring import VERDICT_TITLES, Scorecard
@@ -23,7 +20,7 @@ from soc.compliance.rules import RuleSet
 from soc.core.drill_records import ActionStatus, CorrectiveAction, DrillSession
 from soc.core.text import Text
 from soc.core.untrusted import visible
-from soc.printing import print_css
+from soc.printing import long_date, print_css, templates
 
 Language = Literal["vi", "en"]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -373,17 +370,6 @@ def number(value: float, lang: Language) -> str:
     return text.replace(".", ",") if lang == "vi" else text
 
 
-def long_date(value: date, lang: Language) -> str:
-    """The date line of a Vietnamese administrative document: 'ngày 27 tháng 11 năm 2026' ('27/11/2026' in English)."""
-    return f"ngày {value.day:02d} tháng {value.month:02d} năm {value.year}" if lang == "vi" else _day(value)
-
-
-@cache
-def _environment() -> Environment:
-    return Environment(loader=PackageLoader("drills", "templates"), autoescape=select_autoescape(default=True),
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-
-
 def render_html(view: AfterActionView, lang: str = "vi") -> str:
     """The report as one self-contained HTML page (its CSS inline), Vietnamese first unless lang='en'."""
     language: Language = "en" if lang == "en" else "vi"
@@ -398,7 +384,7 @@ def render_html(view: AfterActionView, lang: str = "vi") -> str:
     labels = {key: first(value) for key, value in LABELS.items()}
     subtitles = {key: second(value) for key, value in LABELS.items()}
     verdicts = {key: Text(vi=vi, en=en) for key, (vi, en) in VERDICT_TITLES.items()}
-    return _environment().get_template("after_action.html").render(
+    return templates("drills").get_template("after_action.html").render(
         print_css=print_css(), v=view, lang=language, other=other, t=first, alt=second, L=labels, S=subtitles,
         issuing_unit=ISSUING_UNIT, title=TITLE, verdicts=verdicts, statuses=STATUS_TITLES,
         dur=lambda offset: duration(offset, language), num=lambda value: number(value, language), day=_day,

@@ -16,11 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from soc.charts import GRADES, Bar, bar_chart
@@ -28,7 +26,7 @@ from soc.compliance.kpi import ComplianceReport, Kpi, Scope, SlaFigures, TargetS
 from soc.compliance.models import ApprovalStatus, SystemRecord
 from soc.core.text import Text
 from soc.core.untrusted import visible
-from soc.printing import print_css
+from soc.printing import long_date, print_css, templates
 
 Kind = Literal["monthly", "quarterly"]
 Language = Literal["vi", "en"]
@@ -531,19 +529,8 @@ def figures(data: ReportData) -> dict[str, Any]:
     }
 
 
-@cache
-def _environment() -> Environment:
-    return Environment(loader=PackageLoader("reports", "templates"), autoescape=select_autoescape(default=True),
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-
-
 def _day(value: date) -> str:
     return f"{value:%d/%m/%Y}"
-
-
-def long_date(value: date, lang: Language) -> str:
-    """'ngày 01 tháng 12 năm 2026' (the date line of an administrative document), '01/12/2026' in English."""
-    return f"ngày {value.day:02d} tháng {value.month:02d} năm {value.year}" if lang == "vi" else _day(value)
 
 
 def period_title(data: ReportData, lang: Language) -> str:
@@ -612,7 +599,7 @@ def render_html(data: ReportData, lang: str = "vi") -> str:
     def change(scope: str, kpi: Kpi) -> str:
         return _change_text(change_of(kpi, previous.get(scope, {}).get(kpi.id)), kpi, language)
 
-    return _environment().get_template("monthly.html").render(
+    return templates("reports").get_template("monthly.html").render(
         print_css=print_css(), d=data, lang=language, t=t, w=w, plan=t(plan_for(data.end).plan),
         statuses=STATUS_TITLES, day=_day,
         long_day=lambda v: long_date(v, language),
