@@ -1,46 +1,21 @@
-"""The register of information systems and anti-malware coverage, bitemporal, on SQLite.
-
-Every version has a valid time (valid_from inclusive, valid_to exclusive: when it was true in the world)
-and a record time (recorded_at inclusive, superseded_at exclusive: when the toolkit believed it). An import
-never updates a row except to mark it superseded; what it replaces is written again, bounded, in the same
-transaction. So the register can be read "as of D, as known now" (the default) or "as of D, as known at T"
-(a report once sent, rebuilt exactly).
-"""
+"""The register of information systems and anti-malware coverage, bitemporal, on SQLite: an import's plan
+(`soc.store.bitemporal`) carried out in one transaction."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, Table, func, insert, or_, select, update
 
-from soc.compliance.history import (
-    Finish,
-    HistoryEntry,
-    RegisterChanges,
-    earliest_fact,
-    field_changes,
-    keep_record,
-    merged,
-)
+from soc.compliance.history import Finish, HistoryEntry, RegisterChanges, field_changes, keep_record
 from soc.compliance.models import CoverageRecord, SystemRecord
 from soc.core.clock import SYSTEM_CLOCK, Clock, start_of_day
 from soc.core.errors import ProblemsError
+from soc.store.bitemporal import Version, plan_import
 from soc.store.sqlite.schema import BEGIN_OPTION, coverage_versions, system_versions
-
-
-@dataclass(frozen=True)
-class _Row:
-    id: int
-    valid_from: datetime
-    valid_to: datetime | None
-    data: dict[str, Any]
-
-    def contains(self, moment: datetime) -> bool:
-        return self.valid_from <= moment and (self.valid_to is None or moment < self.valid_to)
 
 
 class SqliteRegister:
@@ -122,68 +97,30 @@ class SqliteRegister:
 
     def _apply(self, table: Table, key_column: str, items: Sequence[tuple[str, BaseModel, datetime | None]],
                actor: str, source: str, present: Collection[str] | None, finish: Finish) -> RegisterChanges:
-        recorded = self._clock.now()
-        changes = RegisterChanges()
-        problems: list[str] = []
         with self._writer.begin() as conn:
             known = self._believed(conn, table, key_column, [key for key, _, _ in items])
-            for key, record, at in items:
-                effective = at or recorded
-                if effective > recorded:
-                    problems.append(f"'{key}': dated {effective:%d/%m/%Y}, in the future")
-                    continue
-                rows = known.get(key, [])
-                base = next((row for row in rows if row.contains(effective)), rows[0] if rows else None)
-                data, found = finish(key, merged(base.data if base else None, record.model_dump(mode="json"),
-                                                 present))
-                problems += found
-                if found or (base is not None and base.data == data):
-                    if not found:
-                        changes.unchanged.append(key)
-                    continue
-                row = {key_column: key, "actor": actor, "source": source, "recorded_at": recorded, "data": data}
-                if base is None:
-                    first = earliest_fact(data)
-                    start = min(effective, start_of_day(first)) if first else effective
-                    if start < effective and first is not None:
-                        changes.backdated[key] = first
-                    conn.execute(insert(table).values(row | {"valid_from": start, "valid_to": None}))
-                    changes.added.append(key)
-                    continue
-                if base.contains(effective):
-                    self._replace(conn, table, base, row, effective)
-                else:  # the file is dated before everything known of this record
-                    conn.execute(insert(table).values(row | {"valid_from": effective, "valid_to": base.valid_from}))
-                changes.changed.append(key)
-                changes.fields += field_changes(key, base.data, data)
-            if problems:
-                raise ProblemsError(problems)  # rolls the transaction back: nothing of the file is kept
-        return changes
+            plan = plan_import(items, known, actor, source, self._clock.now(), present, finish)
+            if plan.problems:
+                raise ProblemsError(plan.problems)  # rolls the transaction back: nothing of the file is kept
+            if plan.supersede:
+                conn.execute(update(table).where(table.c.id.in_(plan.supersede)).values(superseded_at=plan.recorded))
+            for row in plan.insert:
+                values = dict(row)
+                values[key_column] = values.pop("key")
+                conn.execute(insert(table).values(values))
+        return plan.changes
 
     @staticmethod
-    def _replace(conn: Connection, table: Table, base: _Row, row: dict[str, Any], effective: datetime) -> None:
-        """Split the version in force at `effective`: its part before stays believed, the new one follows."""
-        recorded = row["recorded_at"]
-        conn.execute(update(table).where(table.c.id == base.id).values(superseded_at=recorded))
-        if base.valid_from < effective:
-            before = {key: value for key, value in row.items() if key not in ("actor", "source", "data")}
-            original = conn.execute(select(table.c.actor, table.c.source).where(table.c.id == base.id)).one()
-            conn.execute(insert(table).values(before | {"actor": original.actor, "source": original.source,
-                                                        "data": base.data, "valid_from": base.valid_from,
-                                                        "valid_to": effective}))
-        conn.execute(insert(table).values(row | {"valid_from": effective, "valid_to": base.valid_to}))
-
-    @staticmethod
-    def _believed(conn: Connection, table: Table, key_column: str, keys: Sequence[str]) -> dict[str, list[_Row]]:
+    def _believed(conn: Connection, table: Table, key_column: str, keys: Sequence[str]) -> dict[str, list[Version]]:
         """The versions believed now of each key, in valid-time order."""
-        found: dict[str, list[_Row]] = {}
+        found: dict[str, list[Version]] = {}
         wanted = sorted(set(keys))
         for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
             rows = conn.execute(select(table.c.id, table.c[key_column], table.c.valid_from, table.c.valid_to,
-                                       table.c.data)
+                                       table.c.data, table.c.actor, table.c.source)
                                 .where(table.c.superseded_at.is_(None))
                                 .where(table.c[key_column].in_(wanted[start:start + 500]))
                                 .order_by(table.c.valid_from))
             for row in rows:
-                found.setdefault(row[1], []).append(_Row(row[0], row[2], row[3], row[4]))
+                found.setdefault(row[1], []).append(Version(row[0], row[2], row[3], row[4], row[5], row[6]))
         return found
