@@ -19,6 +19,7 @@ from soc.core.settings import Settings
 from soc.lab import PortalLab
 from soc.services.context import ServiceContext
 from soc.store import Backend, open_backend
+from tests.search_fixtures import search_settings  # noqa: F401  (a fixture: a search store of the test's own)
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=LOCAL_ZONE)
 """The suite's 'now' (a Friday morning in Đồng Nai)."""

@@ -9,6 +9,7 @@ of the 30 days before it, and the rule set in force on it.
 from __future__ import annotations
 
 import calendar
+import re
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -347,3 +348,38 @@ def compliance_report(
     )
     return ComplianceReport(as_of=day, known_at=known_at, ruleset=ruleset, plan=plan_for(day).plan.vi,
                             province=province, agencies=scopes)
+
+
+class KpiSnapshot(BaseModel):
+    """One KPI of one scope on one day, as the daily compliance job computed it (kept for dashboards over time)."""
+
+    as_of: date
+    scope: str
+    """'province' or an agency id."""
+    kpi_id: str
+    title_vi: str
+    title_en: str
+    kind: str
+    target: str
+    target_percent: float | None
+    numerator: int
+    denominator: int
+    percent: float | None
+    status: Literal["met", "not_met", "no_data"]
+    ruleset: str
+    recorded_at: datetime
+
+
+def kpi_snapshots(report: ComplianceReport, recorded_at: datetime) -> list[KpiSnapshot]:
+    """The rows of a report's KPIs, the province first (scope 'province'), then each agency."""
+    rows = []
+    for scope_id, scope in [("province", report.province), *((agency.id, agency) for agency in report.agencies)]:
+        for kpi in scope.kpis:
+            found = re.search(r"(\d+(?:[.,]\d+)?)\s*%", kpi.target)
+            rows.append(KpiSnapshot(
+                as_of=report.as_of, scope=scope_id, kpi_id=kpi.id, title_vi=kpi.title_vi, title_en=kpi.title_en,
+                kind=kpi.kind, target=kpi.target,
+                target_percent=float(found.group(1).replace(",", ".")) if found else None,
+                numerator=kpi.numerator, denominator=kpi.denominator, percent=kpi.percent, status=kpi.status,
+                ruleset=report.ruleset.id, recorded_at=recorded_at))
+    return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -95,6 +96,35 @@ class AuthSettings(BaseModel):
                                         "served over TLS).")
 
 
+class StoreSettings(BaseModel):
+    """Where the SOC data lives: the embedded SQLite file, or a search cluster (`SOC_STORE__BACKEND=search`).
+
+    With the search backend, findings, runs, observations, assessments, the register, drills and the report
+    archive live in Elasticsearch / OpenSearch; users, tokens, the audit trail and the scheduler's jobs stay
+    in the SQLite file `SOC_DB` (small, local to each service).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["sqlite", "search"] = Field(default="sqlite", description="sqlite | search.")
+    url: str | None = Field(default=None, description="Search cluster URL, e.g. https://es.soc.local:9200 "
+                            "(several: comma-separated).")
+    flavour: Literal["elasticsearch", "opensearch"] = Field(default="elasticsearch",
+                                                          description="elasticsearch | opensearch.")
+    api_key: SecretStr | None = Field(default=None, description="API key (Elasticsearch), instead of a password.")
+    username: str | None = Field(default=None, description="User for basic authentication.")
+    password: SecretStr | None = Field(default=None, description="Password for basic authentication.")
+    ca_certs: Path | None = Field(default=None, description="CA certificate (PEM) the cluster's TLS is checked "
+                                  "against.")
+    index_prefix: str = Field(default="soc", pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$",
+                              description="Prefix of every index, alias and template (several SOCs on one cluster).")
+    timeout: float = Field(default=30.0, gt=0, le=600, description="Seconds per request to the cluster.")
+    retries: int = Field(default=3, ge=0, le=10, description="Retries of a request that failed on the way "
+                         "(connection, 429, 502–504), with growing waits.")
+    claim_batch: int = Field(default=25, ge=1, le=10_000,
+                             description="Portals a worker takes at a time from a shared scan (search backend).")
+
+
 class Settings(BaseSettings):
     """Runtime settings. Inventory-specific settings (trust stores, expiry window) live in the inventory.
 
@@ -111,7 +141,9 @@ class Settings(BaseSettings):
     sla_file: Path | None = Field(default=None, description="SLA matrix replacing the default "
                                   "(soc/findings/sla.yaml).")
 
-    db: Path = Field(default=Path(".soc/soc.db"), description="Embedded store (SQLite file).")
+    db: Path = Field(default=Path(".soc/soc.db"), description="Embedded store (SQLite file); with the search "
+                     "backend it keeps users, tokens, the audit trail and the scheduler's jobs.")
+    store: StoreSettings = Field(default_factory=StoreSettings)
     vocabulary_file: Path | None = Field(
         default=None, description="Extra words (headers, statuses) for the agencies' spreadsheets; adds to the base."
     )

@@ -62,7 +62,7 @@ def open_context(settings: Settings, clock: Clock, actor: str, *, writes: bool =
     `writes=False` is for use cases that only read: they also work on a store this process cannot write
     (opened read-only, and then nothing is marked — that is a write). `on_create` hears of a new store.
     """
-    backend = open_backend(settings.db, clock, writes=writes, on_create=on_create)
+    backend = open_backend(settings.db, clock, writes=writes, on_create=on_create, store=settings.store)
     context = ServiceContext(settings, backend, clock, actor)
     try:
         if not backend.read_only:

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from soc.core.clock import SYSTEM_CLOCK, Clock
+from soc.core.settings import StoreSettings
 from soc.store.errors import StoreError
 from soc.store.protocols import AuditLog, Backend, FindingStore, JobHistory, RegisterStore, UserStore
 from soc.store.query import CursorError, FindingQuery, FindingSort, Page, SlaTally
@@ -23,22 +24,33 @@ __all__ = [
 
 
 def open_backend(location: str | Path, clock: Clock = SYSTEM_CLOCK, *, writes: bool = True,
-                 on_create: Callable[[Path], None] | None = None) -> Backend:
+                 on_create: Callable[[Path], None] | None = None, store: StoreSettings | None = None) -> Backend:
     """The backend for a store location (a file path or an `sqlite:///…` URL), created and migrated as needed.
 
     `writes`: the caller will change the store, so it must be writable and sound (its pages are checked
     first); a caller that only reads also gets a store it cannot write, opened read-only. `on_create` is
-    told the path before a new store is made. StoreError names the location, what is wrong and what to do.
+    told the path before a new store is made. `store` with `backend="search"`: the SOC data is on the
+    search cluster, and `location` keeps the service's own records (users, audit, jobs). StoreError names
+    the location, what is wrong and what to do.
     """
     from soc.store.sqlite import SqliteBackend
 
     path = _sqlite_path(location)
     try:
-        return SqliteBackend(path, clock, writes=writes, on_create=on_create)
+        local = SqliteBackend(path, clock, writes=writes, on_create=on_create)
     except StoreError:
         raise
     except Exception as exc:  # a broken or foreign file: say which file, not a traceback
         raise StoreError(f"{path}: cannot open the store ({type(exc).__name__}: {exc})") from exc
+    if store is None or store.backend == "sqlite":
+        return local
+    from soc.store.search import SearchBackend
+
+    try:
+        return SearchBackend(store, local, clock)
+    except BaseException:
+        local.close()
+        raise
 
 
 def _sqlite_path(location: str | Path) -> Path:

@@ -1,7 +1,7 @@
 """What the services ask of storage, one protocol per concern, shaped by the questions (not by SQL).
 
-The embedded SQLite backend implements them now; the search backend (Elasticsearch / OpenSearch)
-implements the same ones later. Users, tokens, jobs and drills have their own protocols; reports add theirs.
+The embedded SQLite backend implements every one; the search backend (Elasticsearch / OpenSearch) implements
+those holding SOC data and keeps users, tokens, the audit trail and jobs in SQLite (`soc.store.search`).
 Lifecycle rules are not here: backends carry out what `soc.findings.lifecycle` decides.
 """
 
@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from soc.compliance.history import Finish, HistoryEntry, RegisterChanges, keep_record
-from soc.compliance.kpi import PortalVerdicts
+from soc.compliance.kpi import KpiSnapshot, PortalVerdicts
 from soc.compliance.models import CoverageRecord, SystemRecord
 from soc.core.drill_records import ActionStatus, CorrectiveAction, DrillEvent, DrillSession, SessionStatus
 from soc.core.models import (
@@ -186,6 +186,24 @@ class FindingStore(Protocol):
 
     def events(self, fingerprint: str) -> list[FindingEvent]:
         """The status history of one finding, oldest first."""
+        ...
+
+    def claim(self, key: str, owner: str) -> bool:
+        """Take the claim `key` if nobody has (True), once for good: workers sharing one store split a scan
+        slot's portals by claiming its batches (`slot:batch` keys)."""
+        ...
+
+
+class KpiHistory(Protocol):
+    """The plan's KPIs per day and scope, as the daily compliance job computed them."""
+
+    def record(self, snapshots: Sequence[KpiSnapshot]) -> int:
+        """Keep a day's figures, replacing those of the same day, scope and KPI; return how many were kept."""
+        ...
+
+    def history(self, kpi_id: str | None = None, scope: str | None = None, since: date | None = None,
+                until: date | None = None) -> list[KpiSnapshot]:
+        """Figures by day (then scope, KPI), optionally of one KPI, one scope, since <= day <= until."""
         ...
 
 
@@ -430,6 +448,11 @@ class Backend(Protocol):
     @property
     def reports(self) -> ReportStore:
         """The archive of generated reports."""
+        ...
+
+    @property
+    def kpis(self) -> KpiHistory:
+        """The KPIs computed day by day."""
         ...
 
     def job_store(self) -> Any:

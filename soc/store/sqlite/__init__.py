@@ -17,13 +17,14 @@ from soc.store.sqlite.drills import SqliteDrillStore
 from soc.store.sqlite.faults import damaged, integrity_detail, read_only, sidecars, write_problem
 from soc.store.sqlite.findings import SqliteFindingStore
 from soc.store.sqlite.jobs import SqliteJobHistory
+from soc.store.sqlite.kpis import SqliteKpiHistory
 from soc.store.sqlite.register import SqliteRegister
 from soc.store.sqlite.reports import SqliteReportStore
 from soc.store.sqlite.schema import HEAD_REVISION, create_engine_for, migrate, quick_check, revision
 from soc.store.sqlite.users import SqliteUserStore
 
 __all__ = ["SqliteAuditLog", "SqliteBackend", "SqliteDrillStore", "SqliteFindingStore", "SqliteJobHistory",
-           "SqliteRegister", "SqliteReportStore", "SqliteUserStore"]
+           "SqliteKpiHistory", "SqliteRegister", "SqliteReportStore", "SqliteUserStore"]
 
 
 class SqliteBackend:
@@ -66,6 +67,7 @@ class SqliteBackend:
         self._jobs = SqliteJobHistory(self._engine)
         self._drills = SqliteDrillStore(self._engine)
         self._reports = SqliteReportStore(self._engine)
+        self._kpis = SqliteKpiHistory(self._engine)
 
     @property
     def read_only(self) -> bool:
@@ -106,6 +108,11 @@ class SqliteBackend:
     def reports(self) -> SqliteReportStore:
         """The archive of generated reports."""
         return self._reports
+
+    @property
+    def kpis(self) -> SqliteKpiHistory:
+        """The KPIs computed day by day."""
+        return self._kpis
 
     def job_store(self) -> Any:
         """APScheduler's job store on this database (the table `apscheduler_jobs`, made by our migrations)."""

@@ -50,6 +50,7 @@ from soc.findings.sla import CLOCK_RUNS, SlaState
 from soc.store.query import CursorError, FindingQuery, FindingSort, Page, SlaTally, decode_cursor, encode_cursor
 from soc.store.sqlite.schema import (
     BEGIN_OPTION,
+    claims,
     finding_events,
     findings,
     observations,
@@ -516,6 +517,13 @@ class SqliteFindingStore:
         with self._engine.connect() as conn:
             return [SlaTally(subject=subject, assignee=assignee, met=met, missed=missed, breached=breached)
                     for subject, assignee, met, missed, breached in conn.execute(stmt)]
+
+    def claim(self, key: str, owner: str) -> bool:
+        """Take the claim `key` if nobody has (True), once for good."""
+        with self._writer.begin() as conn:
+            result = conn.execute(sqlite_insert(claims).values(key=key, owner=owner, at=self._now())
+                                  .on_conflict_do_nothing())
+            return bool(result.rowcount)
 
     def finding(self, fingerprint: str) -> StoredFinding | None:
         """One finding by its full fingerprint."""

@@ -406,6 +406,35 @@ reports = Table(
     Index("ix_reports_kind_period", "kind", "period"),
 )
 
+claims = Table(
+    # a claim is taken once (workers sharing one store split a scan slot's portals by claiming its batches)
+    "claims",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+)
+
+kpi_snapshots = Table(
+    # the plan's KPIs per day and scope as the daily compliance job computed them (a day again replaces them)
+    "kpi_snapshots",
+    metadata,
+    Column("as_of", String(10), primary_key=True),
+    Column("scope", String(64), primary_key=True),
+    Column("kpi_id", String(64), primary_key=True),
+    Column("title_vi", Text(), nullable=False),
+    Column("title_en", Text(), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("target", String(32), nullable=False),
+    Column("target_percent", Float(), nullable=True),
+    Column("numerator", Integer(), nullable=False),
+    Column("denominator", Integer(), nullable=False),
+    Column("percent", Float(), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("ruleset", String(64), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+)
+
 
 def alembic_config() -> Config:
     """An Alembic configuration for the store's migrations, built without an ini file."""
