@@ -25,6 +25,7 @@ from soc.cli.inventory import inventory_app
 from soc.cli.report import report_app
 from soc.cli.scan import demo, diff, runs, scan
 from soc.cli.serve import serve
+from soc.cli.store import store_app
 from soc.cli.users import tokens_app, users_app
 from soc.cli.worker import worker
 from soc.core.process import remove_owned_temp_files
@@ -61,6 +62,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(drill_app, name="drill")
 app.add_typer(report_app, name="report")
+app.add_typer(store_app, name="store")
 
 
 def main() -> None:
