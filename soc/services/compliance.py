@@ -16,6 +16,7 @@ from soc.compliance.kpi import (
     SlaFigures,
     Sources,
     compliance_report,
+    kpi_snapshots,
 )
 from soc.compliance.rules import ruleset_for
 from soc.core.clock import LOCAL_ZONE, end_of_day, local_date, local_time, today
@@ -63,6 +64,13 @@ def evaluate(context: ServiceContext, day: date | None = None) -> ScanRun:
     if complete:
         apply_deadlines(context, None)
     return run
+
+
+def record_kpis(context: ServiceContext, inventory: Inventory, day: date | None = None) -> int:
+    """Keep the day's KPIs (province and agencies) in the store's KPI history — what dashboards over time
+    (Kibana, the search backend's users) read; the same figures as `kpis` gives. Returns the rows kept."""
+    report = kpis(context, inventory, day)
+    return context.backend.kpis.record(kpi_snapshots(report, context.clock.now()))
 
 
 def sources_for(context: ServiceContext, day: date, known_at: datetime | None = None) -> Sources:

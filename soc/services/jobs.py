@@ -8,6 +8,7 @@ SystemExit) goes through, after the run is recorded as interrupted.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -29,10 +30,10 @@ from soc.core.process import current_process, is_running
 from soc.core.report_records import ReportKind, month_period, previous_month, quarter_of, quarter_period
 from soc.core.settings import Settings
 from soc.core.text import Text
-from soc.inventory import Inventory, load_inventory
+from soc.inventory import Inventory, Portal, load_inventory
 from soc.scan.pipeline import ScanReport
 from soc.services import ops
-from soc.services.compliance import evaluate
+from soc.services.compliance import evaluate, record_kpis
 from soc.services.context import ServiceContext, ServiceError
 from soc.services.drills import evaluate_actions
 from soc.services.findings import expire_risk_acceptances
@@ -118,21 +119,52 @@ def _portal_scan(call: JobCall) -> JobResult:
         return JobResult(JobOutcome.SKIPPED, {"reason": "the inventory has no portals"})
     # a scheduled scan spreads its portals over the window; a scan someone asked for now starts at once
     window = context.settings.schedule.scan_window_minutes if call.run.trigger == "schedule" else 0
-    starts = spread_starts([portal.url for portal in portals], window * 60, random.Random())
+    batches = shared_batches(context, portals)
+    reports: list[ScanReport] = []
 
     def begun(run: ScanRun) -> None:
         call.update(scan_run_id=run.id)
 
-    report = scan_portals(context, inventory, str(path), portals, SCAN_COLLECTORS, on_begin=begun,
-                          start_after=starts)
+    for key, batch in batches:
+        me, slot = current_process(), call.run.slot.astimezone(UTC)
+        if key is not None and not context.backend.findings.claim(f"portal_scan:{slot:%Y%m%dT%H%MZ}:{key}",
+                                                                 f"{me.host}:{me.pid}"):
+            continue  # another worker sharing the store scans this batch of the slot
+        share = window * 60 * len(batch) / len(portals)
+        starts = spread_starts([portal.url for portal in batch], share, random.Random())
+        reports.append(scan_portals(context, inventory, str(path), batch, SCAN_COLLECTORS, on_begin=begun,
+                                    start_after=starts))
+    if not reports:
+        return JobResult(JobOutcome.SKIPPED, {"reason": "other workers sharing the store took every batch of "
+                                              "this slot", "batches": len(batches)})
+    report = ScanReport(run=reports[-1].run, collectors=reports[-1].collectors,
+                        portals=[result for item in reports for result in item.portals])
     deadlines = apply_deadlines(context, inventory)
     email = change_email(context, call.run, report)
-    detail = {"scan_run": report.run.id, "status": report.run.status.value, "portals": len(portals),
-              "portals_done": report.run.portals_done, "window_minutes": window, **report.totals(),
-              "deadlines_set": deadlines, "change_email": {"run": email.id, "outcome": email.outcome.value}}
-    if report.run.status is not RunStatus.COMPLETE:
-        return JobResult(JobOutcome.FAILED, detail, error=f"scan run {report.run.id} ended {report.run.status.value}")
+    runs = [item.run for item in reports]
+    detail: dict[str, Any] = {"scan_run": report.run.id, "status": report.run.status.value,
+              "portals": sum(run.portal_count for run in runs), "portals_done": sum(run.portals_done for run in runs),
+              "window_minutes": window, **report.totals(), "deadlines_set": deadlines,
+              "change_email": {"run": email.id, "outcome": email.outcome.value}}
+    if len(batches) > 1:
+        detail |= {"batches": len(batches), "scan_runs": [run.id for run in runs]}
+    failed = [run for run in runs if run.status is not RunStatus.COMPLETE]
+    if failed:
+        return JobResult(JobOutcome.FAILED, detail, error=f"scan run {failed[0].id} ended {failed[0].status.value}")
     return JobResult(JobOutcome.SUCCESS, detail)
+
+
+def shared_batches(context: ServiceContext, portals: Sequence[Portal]) -> list[tuple[str | None, list[Portal]]]:
+    """How a scan slot is split between workers: on the embedded store one batch, unclaimed (one worker per
+    store); on the search backend batches of `store.claim_batch` portals in URL order, each with a key that
+    names the inventory's portals and the batch, so workers with the same inventory claim the same batches."""
+    if context.settings.store.backend != "search":
+        return [(None, list(portals))]
+    ordered = sorted(portals, key=lambda portal: portal.url)
+    digest = hashlib.sha256("\n".join(portal.url for portal in ordered).encode()).hexdigest()[:16]
+    size = context.settings.store.claim_batch
+    count = (len(ordered) + size - 1) // size
+    return [(f"{digest}:{number + 1}/{count}", ordered[number * size:(number + 1) * size]) for number in range(count)]
 
 
 def change_email(context: ServiceContext, scan_job: JobRun, report: ScanReport) -> JobRun:
@@ -216,9 +248,10 @@ def _compliance(call: JobCall) -> JobResult:
     run = evaluate(call.context, day)
     confirmed = evaluate_actions(call.context)  # done corrective actions that the latest scans bear out
     deadlines = apply_deadlines(call.context, inventory)
+    kept = record_kpis(call.context, inventory, day) if inventory is not None else 0
     return JobResult(JobOutcome.SUCCESS, {"compliance_run": run.id, "as_of": day.isoformat(),
                                           "status": run.status.value, "deadlines_set": deadlines,
-                                          "drill_actions_confirmed": confirmed})
+                                          "drill_actions_confirmed": confirmed, "kpi_rows": kept})
 
 
 def _freshness(call: JobCall) -> JobResult:
