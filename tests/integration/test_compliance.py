@@ -381,3 +381,25 @@ def test_label_expiry_is_judged_on_the_vietnamese_calendar() -> None:
     obs = LabelObservation(portal_url="https://stp.dongnai.gov.vn/", host="stp.dongnai.gov.vn",
                            observed_at=observed, page_read=True, badges=[badge], registry=status)
     assert [f.check_id for f in evaluate_label(obs)] == ["trustlabel.expired"]
+
+
+def test_the_compliance_job_keeps_the_days_kpis(context: ServiceContext, inventory_path: Path) -> None:
+    """The daily job stores the same figures `kpis` gives (what dashboards over time read), once per day."""
+    from soc.services.jobs import run_job
+
+    context.backend.register.apply_systems([approved(1), approved(2), system(3, agency="syt")], actor="a",
+                                           source="x", at=T0)
+    settings = context.settings.model_copy(update={"inventory": inventory_path})
+    job_context = ServiceContext(settings, context.backend, context.clock, actor="scheduler")
+    for _ in range(2):  # the day evaluated twice: its figures replaced, not doubled
+        run = run_job(job_context, "compliance", context.clock.now(), "manual")
+        assert run.outcome.value == "success", run.error
+    report = kpis(context, load_inventory(inventory_path), NOW.date())
+    rows = context.backend.kpis.history()
+    expected = {(scope.id if scope is not report.province else "province", k.id): (k.numerator, k.denominator,
+                                                                                      k.percent, k.status)
+                for scope in [report.province, *report.agencies] for k in scope.kpis}
+    assert {(r.scope, r.kpi_id): (r.numerator, r.denominator, r.percent, r.status) for r in rows} == expected
+    assert {r.as_of for r in rows} == {NOW.date()} and run.detail["kpi_rows"] == len(expected)
+    approved_row = next(r for r in rows if (r.scope, r.kpi_id) == ("province", "systems_approved"))
+    assert approved_row.target_percent == 80.0
