@@ -2,8 +2,10 @@
 # One-shot set-up of the search-cluster variant (docker-compose*.yml, service soc-setup), run once per start:
 #   1. (Elasticsearch) set the kibana_system password, so Kibana can sign in to the cluster;
 #   2. `soc store setup`: the index templates (reads the SOC_STORE__* settings);
-#   3. wait for Kibana / OpenSearch Dashboards, bounded in time, then import every saved-object file of
-#      $SOC_KIBANA_DIR/*.ndjson (overwrite: re-running it is safe).
+#   3. (Elasticsearch) wait for Kibana, bounded in time, then import every saved-object file of
+#      $SOC_KIBANA_DIR/*.ndjson (overwrite: re-running it is safe). Not on OpenSearch: the files are Kibana 8
+#      objects (Lens, which OpenSearch Dashboards cannot import; even the data views carry Kibana 8 migration
+#      versions, unknown to that Kibana 7.10 fork), so there it prints how to make the index pattern instead.
 # Exits non-zero on the first failure, so `soc` and `soc-worker` (depends_on: service_completed_successfully)
 # do not start on a half-made store.
 set -eu
@@ -16,10 +18,6 @@ ca=${SOC_STORE__CA_CERTS:-}
 dashboards=${SOC_KIBANA_URL:-http://kibana:5601}
 objects=${SOC_KIBANA_DIR:-/opt/soc/kibana}
 timeout=${SOC_SETUP_TIMEOUT:-300}
-case $flavour in
-  opensearch) xsrf=osd-xsrf ;;
-  *) xsrf=kbn-xsrf ;;
-esac
 
 say() { printf '==> %s\n' "$*"; }
 fail() { printf 'soc-setup: %s\n' "$*" >&2; exit 1; }
@@ -59,6 +57,11 @@ fi
 say "soc store setup (index templates)"
 soc store setup
 
+if [ "$flavour" = opensearch ]; then
+  say "không nhập dashboard: chúng dành cho Kibana; OpenSearch Dashboards: tự tạo index pattern soc-* / not imported: the dashboards are for Kibana; in OpenSearch Dashboards create the index pattern soc-* yourself"
+  exit 0
+fi
+
 set -- "$objects"/*.ndjson
 if [ ! -e "$1" ]; then
   say "no saved objects in $objects (*.ndjson): nothing to import"
@@ -70,7 +73,7 @@ wait_for "$dashboards/api/status"
 
 for file in "$@"; do
   say "importing $(basename "$file")"
-  answer=$(store_curl -X POST "$dashboards/api/saved_objects/_import?overwrite=true" -H "$xsrf: true" \
+  answer=$(store_curl -X POST "$dashboards/api/saved_objects/_import?overwrite=true" -H 'kbn-xsrf: true' \
     --form "file=@$file") || fail "importing $file: no answer"
   case $answer in
     *'"success":true'*) ;;

@@ -93,15 +93,42 @@ def test_security_facts(name: str) -> None:
         assert soc_env["SOC_DB"] == "/var/lib/soc/soc.db" and soc_env["SOC_INVENTORY"] == "/etc/soc/inventory.yaml"
     for soc in ("soc", "soc-worker"):
         assert services[soc]["depends_on"]["soc-setup"]["condition"] == "service_completed_successfully"
-        assert "socdata:/var/lib/soc" in services[soc]["volumes"]
-    assert services["soc-worker"].get("deploy", {}).get("replicas", 1) == 1  # one scheduler per store
+    assert "socdata:/var/lib/soc" in services["soc"]["volumes"]  # users, tokens, audit: kept across restarts
+
+
+def shared_mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(source, target) of each volume a service's replicas share: named volumes and bind mounts (an entry
+    without a source is an anonymous volume, one per container)."""
+    found = []
+    for entry in service.get("volumes", []):
+        parts = entry.split(":") if isinstance(entry, str) else [entry.get("source") or "", entry["target"]]
+        if len(parts) >= 2 and parts[0]:
+            found.append((parts[0], parts[1]))
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_worker_replicas_each_keep_their_own_sql_file(name: str) -> None:
+    """`--scale soc-worker=N` is allowed: the replicas split scan slots through the store, but each needs its
+    own SOC_DB (scheduler lease, job history), so no volume shared between replicas may hold it."""
+    worker = load(name)["services"]["soc-worker"]
+    db = Path(worker["environment"]["SOC_DB"])
+    for source, target in shared_mounts(worker):
+        assert not db.is_relative_to(target), f"soc-worker's SOC_DB {db} is on {source}, shared between replicas"
+    assert str(db.parent) in worker["volumes"]  # an anonymous volume: the file outlives a restart, per container
+    assert "container_name" not in worker  # a fixed name would refuse a second replica
+    assert not any(":" in str(port) for port in worker.get("ports", []))  # nor would a published host port
 
 
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_setup_service_runs_the_script_on_every_saved_object_file(name: str) -> None:
     setup = load(name)["services"]["soc-setup"]
     assert setup["command"] == ["soc-setup"]
-    assert f"./kibana:{setup['environment']['SOC_KIBANA_DIR']}:ro" in setup["volumes"]
+    if setup["environment"]["SOC_STORE__FLAVOUR"] == "elasticsearch":
+        assert f"./kibana:{setup['environment']['SOC_KIBANA_DIR']}:ro" in setup["volumes"]
+    else:  # the Kibana (Lens) objects are not for OpenSearch Dashboards: docker/setup.sh does not import them
+        assert "SOC_KIBANA_DIR" not in setup["environment"]
+        assert not any(str(volume).startswith("./kibana:") for volume in setup["volumes"])
     dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
     assert "COPY docker/setup.sh /usr/local/bin/soc-setup" in dockerfile
     script = (REPO / "docker/setup.sh").read_text(encoding="utf-8")
@@ -207,10 +234,33 @@ def test_setup_script_fails_when_an_import_is_refused(stand_in: str, tmp_path: P
     bin_dir.mkdir()
     (bin_dir / "soc").write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
     (bin_dir / "soc").chmod(0o755)
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "SOC_STORE__URL": stand_in, "SOC_STORE__FLAVOUR": "opensearch",
-           "SOC_STORE__USERNAME": "admin", "SOC_STORE__PASSWORD": "pw", "SOC_KIBANA_URL": stand_in + "/refuse",
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "SOC_STORE__URL": stand_in, "SOC_STORE__FLAVOUR": "elasticsearch",
+           "SOC_STORE__USERNAME": "elastic", "SOC_STORE__PASSWORD": "pw", "SOC_KIBANA_URL": stand_in + "/refuse",
            "SOC_KIBANA_DIR": str(objects), "SOC_SETUP_TIMEOUT": "20"}
     result = subprocess.run(["sh", str(REPO / "docker/setup.sh")], capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode != 0
     assert "broken.ndjson" in result.stderr
-    assert any(headers.get("osd-xsrf") == "true" for _, _, headers, _ in StandIn.seen)
+    assert any(path.startswith("/refuse/api/saved_objects/_import") and headers.get("kbn-xsrf") == "true"
+               for _, path, headers, _ in StandIn.seen)
+
+
+def test_setup_script_on_opensearch_sets_up_the_store_and_imports_nothing(stand_in: str, tmp_path: Path) -> None:
+    """The saved objects are Kibana's (Lens): on OpenSearch the script makes the index templates, asks nothing
+    of OpenSearch Dashboards and says how to make the index pattern there."""
+    objects = tmp_path / "kibana"
+    objects.mkdir()
+    (objects / "data-views.ndjson").write_text('{"type":"index-pattern"}\n', encoding="utf-8")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "soc").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/soc-calls\n', encoding="utf-8")
+    (bin_dir / "soc").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "SOC_STORE__URL": stand_in, "SOC_STORE__FLAVOUR": "opensearch",
+           "SOC_STORE__USERNAME": "admin", "SOC_STORE__PASSWORD": "pw", "KIBANA_PASSWORD": "unused",
+           "SOC_KIBANA_URL": stand_in + "/dashboards", "SOC_KIBANA_DIR": str(objects), "SOC_SETUP_TIMEOUT": "20"}
+    result = subprocess.run(["sh", str(REPO / "docker/setup.sh")], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "soc-calls").read_text(encoding="utf-8") == "store setup\n"
+    paths = [path for _, path, _, _ in StandIn.seen]
+    assert paths and all(path.startswith("/_cluster/health") for path in paths)  # no kibana_system, no dashboards
+    said = [line for line in result.stdout.splitlines() if "soc-*" in line]
+    assert len(said) == 1 and "Kibana" in said[0] and "OpenSearch Dashboards" in said[0]
