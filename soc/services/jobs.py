@@ -371,7 +371,16 @@ def run_job(context: ServiceContext, name: str, slot: datetime, trigger: str = "
 
     Never raises for a failing job; KeyboardInterrupt / SystemExit propagate once the run is recorded as
     interrupted. `schedules`: the triggers the health check judges by (default: the settings' crons).
+
+    Workers sharing a search store all fire every slot: the portal scan splits its portals between them
+    (`shared_batches`); any other job's scheduled slot is run by the worker that claims it first, and
+    recorded as skipped by the others (one monthly report, one e-mail, not one per worker).
     """
+    if trigger == "schedule" and name != "portal_scan" and context.settings.store.backend == "search":
+        me = current_process()
+        if not context.backend.findings.claim(f"job:{name}:{slot.astimezone(UTC):%Y%m%dT%H%MZ}", f"{me.host}:{me.pid}"):
+            return record_skipped(context, name, slot, trigger,
+                                  "another worker sharing the store runs this slot (SOC_STORE__BACKEND=search)")
     return execute(context, begin(context, name, slot, trigger), inventory_path, schedules)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
 
+from soc.core.clock import SYSTEM_CLOCK
 from soc.store.errors import StoreError
 from soc.store.search.client import pit_body, point_in_time
 from soc.store.search.shapes import SHAPES, Shape
@@ -65,7 +66,7 @@ class SearchIndices:
         """The index a document goes to: its month's for a time-based shape."""
         if not shape.timed:
             return self.read(shape)
-        month = (moment or datetime.now(UTC)).astimezone(UTC)
+        month = (moment or SYSTEM_CLOCK.now()).astimezone(UTC)  # only `setup`'s first empty index
         return f"{self.prefix}-{shape.name}-{month:%Y.%m}"
 
     def sequence(self) -> int:
