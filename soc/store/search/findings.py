@@ -125,7 +125,7 @@ def sla_clause(state: SlaState, now: datetime) -> dict[str, Any]:
 class SearchFindingStore:
     """The `FindingStore` protocol on a search cluster."""
 
-    def __init__(self, indices: SearchIndices, clock: Clock = SYSTEM_CLOCK, *, owner: str = "") -> None:
+    def __init__(self, indices: SearchIndices, clock: Clock = SYSTEM_CLOCK) -> None:
         self._ix = indices
         self._clock = clock
 
